@@ -1,0 +1,70 @@
+"""The `penwright` command: no arguments opens the app; subcommands serve scripting.
+
+Every subcommand talks to the engine's public API; heavy imports (torch, Qt) happen inside the command
+that needs them, so `penwright --help` and the ONNX-only app start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine import __version__
+from engine.cli import handwriting_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="penwright",
+        description="Handwriting synthesis (Graves 2013) on your desk. With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"penwright {__version__}")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="write a sample line to penwright-demo.svg instead of opening the window "
+        "(what runs where there is no display)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handwriting_commands.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        if args.demo or not _display_available():
+            if not args.demo:
+                print(
+                    "no display found: running the command-line demo instead of the window "
+                    "(use `penwright --demo` to ask for it)",
+                    file=sys.stderr,
+                )
+            return handwriting_commands.demo()
+        from desktop.app import run_app
+
+        return run_app()
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"penwright: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _display_available() -> bool:
+    import os
+
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return (
+        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        or os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Handwriting subcommands: train, eval, write, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.handwriting.dataset import DATA_ENV
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model (needs the torch extra)")
+    train_sub = train.add_subparsers(dest="what", metavar="WHAT", required=True)
+    hw = train_sub.add_parser(
+        "handwriting",
+        help="train the handwriting synthesis or prediction network on IAM-OnDB",
+        description="Train a Graves (2013) handwriting network. Checkpoints go to --run-dir every few "
+        "minutes; --resume continues exactly from last.pt (or warmly from last-compact.pt).",
+    )
+    hw.add_argument("--model", choices=["synthesis", "prediction"], default="synthesis")
+    hw.add_argument("--data", help=f"IAM-OnDB folder (archives or unpacked trees); default ${DATA_ENV}")
+    hw.add_argument("--compact-data", help="train from a compact data file (see `--save-compact-data`)")
+    hw.add_argument(
+        "--save-compact-data",
+        metavar="FILE",
+        help="write the preprocessed data set to FILE (for GPU machines) and exit",
+    )
+    hw.add_argument(
+        "--convention",
+        choices=["paper", "skip2"],
+        default="skip2",
+        help="paper: one step per recorded point; skip2: every second point within strokes",
+    )
+    hw.add_argument("--hidden", type=int, default=400, help="LSTM cells per layer (paper: 400)")
+    hw.add_argument("--layers", type=int, default=3)
+    hw.add_argument("--mixtures", type=int, default=20)
+    hw.add_argument("--window", type=int, default=10, help="Gaussians in the attention window")
+    hw.add_argument("--run-dir", default=None, help="run folder (default runs/<model>-<convention>)")
+    hw.add_argument("--resume", help="checkpoint to resume from (last.pt or last-compact.pt)")
+    hw.add_argument("--minutes", type=float, help="stop after this much wall time")
+    hw.add_argument("--steps", type=int, help="stop after this many more steps")
+    hw.add_argument("--batch-size", type=int, default=32)
+    hw.add_argument("--lr", type=float, default=1e-3)
+    hw.add_argument("--seed", type=int, default=0)
+    hw.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    hw.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    hw.add_argument("--validate-minutes", type=float, default=5.0)
+    hw.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    hw.add_argument("--validate-lines", type=int, default=256)
+    hw.add_argument("--no-progress", action="store_true")
+    hw.set_defaults(handler=_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a model")
+    eval_sub = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
+    ev = eval_sub.add_parser(
+        "handwriting",
+        help="NLL of a handwriting model on IAM-OnDB lines",
+        description="Negative log-likelihood in nats under the model's own point convention. The last line "
+        "reads nll_per_line=... nll_per_point=... lines=... points=... skipped=... convention=...",
+    )
+    ev.add_argument("--data", help=f"IAM-OnDB folder; default ${DATA_ENV}")
+    ev.add_argument("--split", help="file of form ids (default: the folder's testset_v.txt)")
+    ev.add_argument("--model", help="model file (default: the shipped synthesis network)")
+    ev.add_argument("--limit", type=int, help="only the first N line ids in sorted order")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(handler=_eval)
+
+    write = sub.add_parser(
+        "write",
+        help="write text by hand to SVG or PNG",
+        description="Write each line of TEXT (\\n or several arguments for several lines).",
+    )
+    write.add_argument("text", nargs="+", help="text to write; each argument is one line")
+    write.add_argument("-o", "--output", default="penwright.svg", help="output file (.svg or .png)")
+    write.add_argument("--bias", type=float, default=0.75, help="0 = as trained (varied), 2 = very neat")
+    write.add_argument("--seed", type=int, help="random seed: the same seed writes the same strokes")
+    write.add_argument("--model", help="synthesis model file (default: the shipped one)")
+    write.add_argument("--backend", default="torch", help="inference backend")
+    write.add_argument("--width", type=float, default=3.0, help="stroke width in output pixels")
+    write.add_argument("--colour", default="#1a1a40")
+    write.set_defaults(handler=_write)
+
+    models = sub.add_parser("models", help="list the models Penwright has")
+    models.set_defaults(handler=_models)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from engine.handwriting.train_run import TrainRequest, run_training
+
+    if args.save_compact_data:
+        from engine.handwriting.dataset import load_handwriting_data, save_compact_data
+
+        data = load_handwriting_data(args.data, args.convention)
+        save_compact_data(data, args.save_compact_data)
+        print(
+            f"wrote {args.save_compact_data}: {len(data.train)} training and {len(data.validation)} "
+            f"validation lines ({data.report.summary()})"
+        )
+        return 0
+    req = TrainRequest(
+        model=args.model,
+        data=args.data,
+        compact_data=args.compact_data,
+        convention=args.convention,
+        hidden=args.hidden,
+        layers=args.layers,
+        mixtures=args.mixtures,
+        window=args.window,
+        run_dir=args.run_dir or f"runs/{args.model}-{args.convention}",
+        resume=args.resume,
+        minutes=args.minutes,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+        validate_minutes=args.validate_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        validate_lines=args.validate_lines,
+        progress=not args.no_progress,
+    )
+    result = run_training(req)
+    print(json.dumps(result), file=sys.stdout)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from engine.handwriting.evaluation import evaluate
+    from engine.handwriting.writer import shipped_model_path
+
+    result = evaluate(
+        args.model or shipped_model_path("synthesis"), args.data, args.split, args.limit, device=args.device
+    )
+    print(result.summary_line())
+    return 0
+
+
+def _write(args: argparse.Namespace) -> int:
+    import warnings
+    from pathlib import Path
+
+    from engine.handwriting.writer import HandwritingWriter
+
+    texts = [t for arg in args.text for t in arg.replace("\\n", "\n").splitlines() if t.strip()]
+    writer = HandwritingWriter.load(args.model, backend=args.backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = writer.write(texts, bias=args.bias, seed=args.seed)
+    for note in sorted({n for line in lines for n in line.notices}):
+        print(f"note: {note}", file=sys.stderr)
+    capped = [line.text for line in lines if not line.stopped_by_window]
+    if capped:
+        print(f"note: {len(capped)} line(s) reached the length cap before the model finished them", file=sys.stderr)
+    _save_lines(Path(args.output), [line.strokes for line in lines], args.width, args.colour, " / ".join(texts))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _save_lines(path, strokes, width: float, colour: str, title: str) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        from engine.formats.svg import write_svg
+
+        write_svg(path, strokes, stroke_width=width, colour=colour, title=title)
+    elif suffix == ".png":
+        from PIL import ImageColor
+
+        from engine.formats.png import write_png
+
+        write_png(path, strokes, stroke_width=width, colour=ImageColor.getrgb(colour))
+    else:
+        raise ValueError(f"unknown output format {suffix!r}: use .svg or .png")
+
+
+def _models(args: argparse.Namespace) -> int:
+    from engine.handwriting.checkpoint import ModelFileError, load_model_file
+    from engine.handwriting.writer import MODEL_FILES, shipped_model_path
+
+    for kind in MODEL_FILES:
+        path = shipped_model_path(kind)
+        try:
+            meta = load_model_file(path).meta
+        except ModelFileError as exc:
+            print(f"{kind:11s} missing or unreadable: {exc}")
+            continue
+        cfg, training = meta["config"], meta.get("training", {})
+        print(
+            f"{kind:11s} {cfg['layers']}x{cfg['hidden']} LSTM, {meta['convention']} points, "
+            f"{training.get('step', '?')} steps, validation NLL {training.get('best_validation_nll_per_line', float('nan')):.1f} "
+            f"nats/line  [{path}]"
+        )
+    return 0
+
+
+DEMO_TEXT = "Penwright writes by hand"
+
+
+def demo() -> int:
+    """What `penwright` does without a display: write a sample line to penwright-demo.svg."""
+    from pathlib import Path
+
+    from engine.handwriting.writer import HandwritingWriter
+
+    writer = HandwritingWriter.load()
+    lines = writer.write([DEMO_TEXT], bias=1.0, seed=1)
+    _save_lines(Path("penwright-demo.svg"), [line.strokes for line in lines], 3.0, "#1a1a40", DEMO_TEXT)
+    print(
+        f"wrote penwright-demo.svg: {DEMO_TEXT!r} in the shipped model's handwriting "
+        f"({sum(len(s) for s in lines[0].strokes)} points). Run `penwright --help` for more."
+    )
+    return 0

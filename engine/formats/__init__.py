@@ -1,0 +1,1 @@
+"""File formats Penwright writes and reads (no Qt, no torch)."""

@@ -1,0 +1,1 @@
+"""Handwriting synthesis and prediction (Graves 2013): data, models, training, sampling."""

@@ -1,0 +1,209 @@
+"""Drawing handwriting from a trained network, backend-agnostic and reproducible.
+
+The network runs behind a :class:`Stepper` (PyTorch or ONNX Runtime); every random draw comes from one
+``numpy.random.Generator`` out here, so the same seed gives the same strokes on any backend.
+
+Bias (Graves 2013, section 5.4): standard deviations are scaled by exp(-b) and mixture weights become a
+softmax of (1 + b) times their logits; b = 0 samples the model as trained, larger b writes neater.
+Stopping (section 5.2): a line is complete when the window's weight on the position just past the last
+character exceeds its weight on every character; we then let the pen finish its current stroke, so the
+last letter is not cut off. A length cap tied to the text length stops runaway scribbles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.handwriting.preprocessing import CLIP_SENSOR_UNITS, Normalizer
+
+
+class Stepper(Protocol):
+    """One network step at a time. ``chars`` rows are padded with -1; ``state`` is backend-owned."""
+
+    mixtures: int
+    synthesis: bool
+
+    def start(self, chars: np.ndarray, prime_inputs: np.ndarray | None = None): ...
+
+    def step(self, x: np.ndarray, state) -> tuple[np.ndarray, np.ndarray | None, object]:
+        """x (B, 3) float32 -> (raw mixture outputs (B, 1+6M), window weights (B, U) or None, new state)."""
+        ...
+
+
+@dataclass
+class MixtureParams:
+    eos: np.ndarray  # (B,) probability of lifting the pen
+    pi: np.ndarray  # (B, M)
+    mu: np.ndarray  # (B, M, 2)
+    sigma: np.ndarray  # (B, M, 2)
+    rho: np.ndarray  # (B, M)
+
+
+def mixture_params(y: np.ndarray, mixtures: int, bias: float = 0.0) -> MixtureParams:
+    """Raw outputs -> biased mixture parameters (paper eq. 18-22 with 61-62)."""
+    y = np.asarray(y, dtype=np.float64)
+    M = mixtures
+    e, logit_pi = y[:, 0], y[:, 1 : 1 + M]
+    mu = np.stack([y[:, 1 + M : 1 + 2 * M], y[:, 1 + 2 * M : 1 + 3 * M]], axis=-1)
+    log_sigma = np.stack([y[:, 1 + 3 * M : 1 + 4 * M], y[:, 1 + 4 * M : 1 + 5 * M]], axis=-1)
+    rho = np.tanh(y[:, 1 + 5 * M : 1 + 6 * M])
+    scaled = logit_pi * (1.0 + bias)
+    scaled -= scaled.max(axis=1, keepdims=True)
+    pi = np.exp(scaled)
+    pi /= pi.sum(axis=1, keepdims=True)
+    sigma = np.exp(log_sigma - bias)
+    eos = 1.0 / (1.0 + np.exp(-e))
+    return MixtureParams(eos, pi, mu, sigma, rho)
+
+
+def draw(params: MixtureParams, rng: np.random.Generator) -> np.ndarray:
+    """One pen step per row (normalised dx, dy, eos) drawn from the mixture."""
+    B, M = params.pi.shape
+    # Fixed number of draws per row, in a fixed order: backends stay in lockstep for a given seed.
+    u_component, u_eos = rng.random(B), rng.random(B)
+    normals = rng.standard_normal((B, 2))
+    cdf = np.cumsum(params.pi, axis=1)
+    k = np.minimum((cdf < u_component[:, None] * cdf[:, -1:]).sum(axis=1), M - 1)
+    rows = np.arange(B)
+    mu, sigma, rho = params.mu[rows, k], params.sigma[rows, k], params.rho[rows, k]
+    dx = mu[:, 0] + sigma[:, 0] * normals[:, 0]
+    dy = mu[:, 1] + sigma[:, 1] * (rho * normals[:, 0] + np.sqrt(1 - rho**2) * normals[:, 1])
+    eos = (u_eos < params.eos).astype(np.float64)
+    return np.stack([dx, dy, eos], axis=1).astype(np.float32)
+
+
+@dataclass
+class Chunk:
+    """Steps produced since the last chunk, per line, in sensor units (dx, dy-up, eos)."""
+
+    offsets: list[np.ndarray]
+    done: np.ndarray  # (B,) bool: line finished
+    steps: int  # total steps so far
+    stopped_by_window: np.ndarray  # (B,) bool: the window's stopping rule fired (not the length cap)
+    window: list[np.ndarray] | None = None  # per line (n, U+1) window weights when recorded
+    params: list[MixtureParams] | None = None
+
+
+@dataclass
+class GenerationResult:
+    offsets: list[np.ndarray]  # per line (T, 3) in sensor units, y up
+    stopped_by_window: np.ndarray  # (B,) bool: False where the length cap ended the line
+    window: list[np.ndarray] = field(default_factory=list)
+
+
+def length_cap(n_chars: int, chars_per_step: float) -> int:
+    """Most steps a line of n characters may take: about 2.5 times the training data's pace."""
+    return int(np.ceil((n_chars + 1) / max(chars_per_step, 1e-3) * 2.5)) + 20
+
+
+def stream(
+    stepper: Stepper,
+    chars: list[np.ndarray],
+    normalizer: Normalizer,
+    chars_per_step: float,
+    bias: float = 0.0,
+    rng: np.random.Generator | None = None,
+    chunk_steps: int = 16,
+    prime_inputs: np.ndarray | None = None,
+    prime_chars: np.ndarray | None = None,
+    record: bool = False,
+    max_steps: int | None = None,
+) -> Iterator[Chunk]:
+    """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
+
+    ``prime_inputs`` (T, 3): a normalised stroke sequence whose text ``prime_chars`` is written before
+    each line's text; the network continues in its style (paper, section 5.5).
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    B = len(chars)
+    if B == 0:
+        return
+    if prime_chars is not None and len(prime_chars):
+        chars = [np.concatenate([prime_chars, c]) for c in chars]
+    lengths = np.array([len(c) for c in chars])
+    if (lengths == 0).any():
+        raise ValueError("cannot write an empty line")
+    # One extra padded position past the longest text: the stopping rule compares against it.
+    padded = np.full((B, lengths.max() + 1), -1, np.int64)
+    for b, c in enumerate(chars):
+        padded[b, : len(c)] = c
+    own_chars = lengths - (len(prime_chars) if prime_chars is not None else 0)
+    caps = np.array([length_cap(n, chars_per_step) for n in own_chars])
+    if max_steps is not None:
+        caps = np.minimum(caps, max_steps)
+    state = stepper.start(padded, prime_inputs)
+    x = np.zeros((B, 3), np.float32)
+    if prime_inputs is not None and len(prime_inputs):
+        x[:] = prime_inputs[-1]
+    limit = (np.asarray(CLIP_SENSOR_UNITS) - np.abs(np.asarray(normalizer.mean))) / np.asarray(normalizer.std)
+    done = np.zeros(B, bool)
+    finishing = np.zeros(B, bool)
+    by_window = np.zeros(B, bool)
+    taken = np.zeros(B, int)
+    pending: list[list[np.ndarray]] = [[] for _ in range(B)]
+    pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
+    pending_params: list[list[np.ndarray]] = [[] for _ in range(B)]
+    step = 0
+    while not done.all():
+        y, phi, state = stepper.step(x, state)
+        if not np.isfinite(y).all():
+            raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
+        params = mixture_params(y, stepper.mixtures, bias)
+        x = draw(params, rng)
+        x[:, :2] = np.clip(x[:, :2], -limit.astype(np.float32), limit.astype(np.float32))
+        step += 1
+        for b in np.flatnonzero(~done):
+            pending[b].append(x[b])
+            taken[b] += 1
+            if record:
+                pending_params[b].append(y[b])
+                if phi is not None:
+                    pending_window[b].append(phi[b, : lengths[b] + 1])
+            if stepper.synthesis and phi is not None and not finishing[b]:
+                past_end = phi[b, lengths[b]]
+                if past_end > phi[b, : lengths[b]].max():
+                    finishing[b] = True
+                    by_window[b] = True
+            if finishing[b] and x[b, 2] > 0.5 or taken[b] >= caps[b]:
+                done[b] = True
+        if step % chunk_steps == 0 or done.all():
+            offsets = [normalizer.denormalize(np.array(p, np.float32).reshape(-1, 3)) for p in pending]
+            window = [np.array(w) for w in pending_window] if record and stepper.synthesis else None
+            chunk_params = (
+                [mixture_params(np.array(p).reshape(-1, y.shape[1]), stepper.mixtures, bias) for p in pending_params]
+                if record
+                else None
+            )
+            yield Chunk(offsets, done.copy(), step, by_window.copy(), window, chunk_params)
+            pending = [[] for _ in range(B)]
+            pending_window = [[] for _ in range(B)]
+            pending_params = [[] for _ in range(B)]
+
+
+def generate(
+    stepper: Stepper,
+    chars: list[np.ndarray],
+    normalizer: Normalizer,
+    chars_per_step: float,
+    bias: float = 0.0,
+    rng: np.random.Generator | None = None,
+    **kwargs,
+) -> GenerationResult:
+    """Run :func:`stream` to the end and join its chunks."""
+    B = len(chars)
+    parts: list[list[np.ndarray]] = [[] for _ in range(B)]
+    windows: list[list[np.ndarray]] = [[] for _ in range(B)]
+    by_window = np.zeros(B, bool)
+    for chunk in stream(stepper, chars, normalizer, chars_per_step, bias, rng, **kwargs):
+        by_window = chunk.stopped_by_window
+        for b in range(B):
+            parts[b].append(chunk.offsets[b])
+            if chunk.window is not None and len(chunk.window[b]):
+                windows[b].append(chunk.window[b])
+    offsets = [np.concatenate(p) if p else np.zeros((0, 3), np.float32) for p in parts]
+    window = [np.concatenate(w) for w in windows if w]
+    return GenerationResult(offsets, by_window, window)

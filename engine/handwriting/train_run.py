@@ -1,0 +1,129 @@
+"""Set up and run a handwriting training run (what `penwright train handwriting` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.handwriting.dataset import HandwritingData, load_compact_data, load_handwriting_data
+
+
+@dataclass
+class TrainRequest:
+    model: str = "synthesis"
+    data: str | None = None
+    compact_data: str | None = None
+    convention: str = "skip2"
+    hidden: int = 400
+    layers: int = 3
+    mixtures: int = 20
+    window: int = 10
+    run_dir: str = "runs/synthesis"
+    resume: str | None = None
+    minutes: float | None = None
+    steps: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    threads: int = 0
+    device: str = "auto"
+    validate_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0
+    validate_lines: int = 256
+    progress: bool = True
+
+
+def pick_torch_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but torch sees no CUDA device")
+    return name
+
+
+def build_trainer(req: TrainRequest):
+    import torch
+
+    from engine.handwriting.alphabet import Alphabet
+    from engine.handwriting.model import ModelConfig
+    from engine.handwriting.preprocessing import Normalizer
+    from engine.handwriting.training import Trainer, TrainSettings
+
+    ckpt_meta = None
+    if req.resume:
+        ckpt_meta = torch.load(req.resume, map_location="cpu", weights_only=False)["meta"]
+    alphabet = Alphabet.from_dict(ckpt_meta["alphabet"]) if ckpt_meta else None
+    normalizer = Normalizer.from_dict(ckpt_meta["normalizer"]) if ckpt_meta else None
+    convention = ckpt_meta["convention"] if ckpt_meta else req.convention
+    if req.compact_data:
+        data: HandwritingData = load_compact_data(req.compact_data)
+        if ckpt_meta and (data.alphabet.characters != alphabet.characters or data.convention != convention):
+            raise ValueError("the compact data set does not match the checkpoint's alphabet or convention")
+    else:
+        data = load_handwriting_data(req.data, convention, alphabet, normalizer)
+    if ckpt_meta:
+        config = ModelConfig.from_dict(ckpt_meta["config"])
+    else:
+        chars = sum(len(c) for c in data.train.chars)
+        config = ModelConfig(
+            kind=req.model,
+            hidden=req.hidden,
+            layers=req.layers,
+            mixtures=req.mixtures,
+            window=req.window,
+            alphabet_size=len(data.alphabet),
+            chars_per_step=chars / max(data.train.points, 1),
+        )
+    settings = TrainSettings(
+        batch_size=req.batch_size,
+        learning_rate=req.learning_rate,
+        seed=req.seed,
+        threads=req.threads,
+        validate_minutes=req.validate_minutes,
+        checkpoint_minutes=req.checkpoint_minutes,
+        validate_lines=req.validate_lines,
+    )
+    summary = {
+        "train_lines": len(data.train),
+        "train_points": data.train.points,
+        "validation_lines": len(data.validation),
+        "read": data.report.summary(),
+        "splits": data.split_counts,
+    }
+    trainer = Trainer(
+        config,
+        data.alphabet,
+        data.normalizer,
+        convention,
+        data.train,
+        data.validation,
+        Path(req.run_dir),
+        settings,
+        pick_torch_device(req.device),
+        summary,
+    )
+    if req.resume:
+        trainer.load(req.resume)
+        trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
+    return trainer
+
+
+def run_training(req: TrainRequest) -> dict:
+    trainer = build_trainer(req)
+    print(
+        f"training {trainer.config.kind} network {trainer.config.layers}x{trainer.config.hidden} "
+        f"({trainer.convention} points) on {trainer.device}: {len(trainer.train_set)} lines, "
+        f"validating on {len(trainer.validation_index)} of {len(trainer.validation_set)}; run folder {trainer.run_dir}",
+        flush=True,
+    )
+    trainer.run(minutes=req.minutes, steps=req.steps, progress=req.progress)
+    last = trainer.state.history[-1] if trainer.state.history else {}
+    return {
+        "step": trainer.state.step,
+        "wall_time_s": trainer.state.wall_time,
+        "validation_nll_per_line": last.get("validation_nll_per_line", float(np.nan)),
+    }

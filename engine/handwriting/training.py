@@ -1,0 +1,288 @@
+"""Training loop for the handwriting networks: length-bucketed batches, checkpoints, exact resume.
+
+A run lives in a folder: ``last.pt`` (exact, fp32, with optimiser state), ``last-compact.pt`` (fp16
+weights and bf16 optimiser moments: small enough to commit and warm-resume from), ``best.npz`` (the
+best model by validation NLL, in the shipped format) and ``history.jsonl`` (the learning curve).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from engine.atomic import atomic_write_bytes
+from engine.handwriting.alphabet import Alphabet
+from engine.handwriting.checkpoint import save_model_file
+from engine.handwriting.dataset import Sequences
+from engine.handwriting.model import HandwritingNet, ModelConfig, mixture_nll
+from engine.handwriting.preprocessing import Normalizer
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    grad_norm: float = 10.0
+    seed: int = 0
+    validate_lines: int = 256
+    validate_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0
+    threads: int = 0  # 0: torch's default
+
+
+@dataclass
+class Batch:
+    inputs: torch.Tensor  # (B, T, 3): previous step, zeros first
+    targets: torch.Tensor  # (B, T, 3)
+    mask: torch.Tensor  # (B, T)
+    chars: torch.Tensor  # (B, U), -1 padding
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device) for t in (self.inputs, self.targets, self.mask, self.chars)))
+
+
+def collate(seqs: Sequences, index: list[int] | np.ndarray) -> Batch:
+    strokes = [seqs.strokes[i] for i in index]
+    chars = [seqs.chars[i] for i in index]
+    B, T, U = len(index), max(len(s) for s in strokes), max(len(c) for c in chars)
+    targets = np.zeros((B, T, 3), np.float32)
+    mask = np.zeros((B, T), np.float32)
+    text = np.full((B, U), -1, np.int64)
+    for b, (s, c) in enumerate(zip(strokes, chars, strict=True)):
+        targets[b, : len(s)] = s
+        mask[b, : len(s)] = 1
+        text[b, : len(c)] = c
+    inputs = np.zeros_like(targets)
+    inputs[:, 1:] = targets[:, :-1]
+    return Batch(*(torch.from_numpy(a) for a in (inputs, targets, mask, text)))
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Batches of similar length (little padding), in a random order fixed by (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    jittered = lengths * rng.uniform(0.9, 1.1, size=len(lengths))
+    order = np.argsort(jittered, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class TrainerState:
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # batches done in this epoch
+    wall_time: float = 0.0
+    best_validation: float = math.inf
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: ModelConfig,
+        alphabet: Alphabet,
+        normalizer: Normalizer,
+        convention: str,
+        train: Sequences,
+        validation: Sequences,
+        run_dir: str | Path,
+        settings: TrainSettings,
+        device: str = "cpu",
+        data_summary: dict | None = None,
+    ):
+        self.config, self.alphabet, self.normalizer, self.convention = config, alphabet, normalizer, convention
+        self.train_set, self.validation_set = train, validation
+        self.run_dir = Path(run_dir)
+        self.settings = settings
+        self.device = torch.device(device)
+        self.data_summary = data_summary or {}
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.manual_seed(settings.seed)
+        self.model = HandwritingNet(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
+        self.state = TrainerState()
+        self.lengths = np.array([len(s) for s in train.strokes])
+        n_val = min(settings.validate_lines, len(validation))
+        self.validation_index = np.arange(n_val)
+
+    # ----- metadata and files ------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "alphabet": self.alphabet.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "convention": self.convention,
+            "training": {
+                "step": self.state.step,
+                "epoch": self.state.epoch,
+                "wall_time_s": round(self.state.wall_time, 1),
+                "best_validation_nll_per_line": self.state.best_validation,
+                "batch_size": self.settings.batch_size,
+                "learning_rate": self.settings.learning_rate,
+                "device": str(self.device),
+                "data": self.data_summary,
+            },
+        }
+
+    def save(self, compact_too: bool = True) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = {k: getattr(self.state, k) for k in TrainerState.__dataclass_fields__}
+        full = {
+            "meta": self.meta(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": trainer,
+            "settings": self.settings.__dict__,
+        }
+        _torch_save_atomic(full, self.run_dir / "last.pt")
+        if compact_too:
+            compact = dict(full)
+            compact["model"] = {k: v.half() for k, v in full["model"].items()}
+            compact["optimizer"] = _optimizer_to_bf16(full["optimizer"])
+            _torch_save_atomic(compact, self.run_dir / "last-compact.pt")
+
+    def load(self, path: str | Path, learning_rate: float | None = None) -> None:
+        """Resume from a checkpoint written by :meth:`save` (exact for last.pt, warm for compact)."""
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+        self.optimizer.load_state_dict(_optimizer_to_fp32(ckpt["optimizer"]))
+        self.state = TrainerState(**ckpt["trainer"])
+        if learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
+
+    def export_model(self, path: str | Path) -> None:
+        weights = {k: v.detach().cpu().float().numpy() for k, v in self.model.state_dict().items()}
+        save_model_file(path, self.meta(), weights)
+
+    # ----- steps ---------------------------------------------------------------------------------------
+    def loss(self, batch: Batch, clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed NLL over the batch, number of points)."""
+        y, _, _ = self.model(batch.inputs, batch.chars, clip=clip)
+        nll = mixture_nll(y, batch.targets, batch.mask, self.config.mixtures)
+        return nll.sum(), batch.mask.sum()
+
+    def train_step(self, index: np.ndarray) -> float:
+        self.model.train()
+        batch = collate(self.train_set, index).to(self.device)
+        total, points = self.loss(batch, clip=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        (total / points).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_norm)
+        self.optimizer.step()
+        return float(total.detach()) / len(index)
+
+    @torch.no_grad()
+    def validate(self, index: np.ndarray | None = None, batch_size: int = 32) -> tuple[float, float]:
+        """(NLL per line, NLL per point) on validation lines."""
+        self.model.eval()
+        index = self.validation_index if index is None else index
+        lengths = np.array([len(self.validation_set.strokes[i]) for i in index])
+        order = index[np.argsort(lengths)]
+        total, points = 0.0, 0.0
+        for start in range(0, len(order), batch_size):
+            batch = collate(self.validation_set, order[start : start + batch_size]).to(self.device)
+            nll, n = self.loss(batch)
+            total += float(nll)
+            points += float(n)
+        return total / max(len(order), 1), total / max(points, 1)
+
+    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
+        """Train until ``minutes`` of wall time or ``steps`` more steps; checkpoints along the way."""
+        s = self.settings
+        start = time.monotonic()
+        base_wall = self.state.wall_time
+        last_ckpt = last_val = start
+        target_steps = self.state.step + steps if steps is not None else None
+        bar = tqdm(total=target_steps, initial=self.state.step, disable=not progress, unit="step", mininterval=10)
+        recent: list[float] = []
+        while True:
+            batches = epoch_batches(self.lengths, s.batch_size, s.seed, self.state.epoch)
+            while self.state.position < len(batches):
+                now = time.monotonic()
+                if (target_steps is not None and self.state.step >= target_steps) or (
+                    minutes is not None and now - start >= minutes * 60
+                ):
+                    self._finish(start, base_wall, recent)
+                    bar.close()
+                    return
+                loss = self.train_step(batches[self.state.position])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"training diverged at step {self.state.step} (loss {loss})")
+                recent.append(loss)
+                self.state.position += 1
+                self.state.step += 1
+                self.state.wall_time = base_wall + time.monotonic() - start
+                bar.update(1)
+                bar.set_postfix(epoch=self.state.epoch, nll_line=f"{np.mean(recent[-20:]):.1f}", refresh=False)
+                now = time.monotonic()
+                if now - last_val >= s.validate_minutes * 60:
+                    self._record(recent)
+                    recent = []
+                    last_val = now
+                if now - last_ckpt >= s.checkpoint_minutes * 60:
+                    self.save()
+                    last_ckpt = now
+            self.state.epoch += 1
+            self.state.position = 0
+
+    def _record(self, recent: list[float]) -> None:
+        val_line, val_point = self.validate()
+        entry = {
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "wall_time_s": round(self.state.wall_time, 1),
+            "train_nll_per_line": float(np.mean(recent)) if recent else None,
+            "validation_nll_per_line": val_line,
+            "validation_nll_per_point": val_point,
+        }
+        self.state.history.append(entry)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "history.jsonl", "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        tqdm.write(json.dumps(entry))
+        if val_line < self.state.best_validation:
+            self.state.best_validation = val_line
+            self.export_model(self.run_dir / "best.npz")
+
+    def _finish(self, start: float, base_wall: float, recent: list[float]) -> None:
+        self.state.wall_time = base_wall + time.monotonic() - start
+        if recent and self.settings.validate_lines > 0:
+            self._record(recent)
+        self.save()
+
+
+def _torch_save_atomic(obj, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _optimizer_to_bf16(state: dict) -> dict:
+    # bf16 keeps fp32's range: Adam's second moments (~1e-10) would underflow to 0 in fp16.
+    out = {"param_groups": state["param_groups"], "state": {}}
+    for key, value in state["state"].items():
+        out["state"][key] = {
+            k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 else v)
+            for k, v in value.items()
+        }
+    return out
+
+
+def _optimizer_to_fp32(state: dict) -> dict:
+    out = {"param_groups": state["param_groups"], "state": {}}
+    for key, value in state["state"].items():
+        out["state"][key] = {
+            k: (v.float() if torch.is_tensor(v) and v.dtype == torch.bfloat16 else v) for k, v in value.items()
+        }
+    return out

@@ -1,0 +1,172 @@
+"""The public handwriting API: load a model, write lines of text as pen strokes, optionally primed.
+
+writer = HandwritingWriter.load()                  # the shipped synthesis network
+lines = writer.write(["Hello world"], bias=1.0, seed=7)
+lines[0].strokes                                    # list of (n, 2) arrays, sensor units, y up
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from engine.handwriting.alphabet import Alphabet
+from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
+from engine.handwriting.preprocessing import Normalizer, points_to_offsets
+from engine.handwriting.sampling import Chunk, generate, stream
+
+MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
+
+
+def shipped_model_path(kind: str = "synthesis") -> Path:
+    """Path of a model shipped in resources/models (works installed, editable and frozen)."""
+    return Path(str(resources.files("resources").joinpath("models", MODEL_FILES[kind])))
+
+
+def offsets_to_strokes(
+    offsets: np.ndarray, start: tuple[float, float] = (0.0, 0.0), pen_down_at_start: bool = True
+) -> list[np.ndarray]:
+    """Steps (dx, dy-up, eos) -> strokes: lists of absolute (x, y-up) points, split where the pen lifts."""
+    offsets = np.asarray(offsets, np.float64)
+    xy = np.vstack([np.asarray(start, np.float64)[None], start + np.cumsum(offsets[:, :2], axis=0)])
+    lifts = np.concatenate([[0.0 if pen_down_at_start else 1.0], offsets[:, 2]])
+    strokes, current = [], []
+    for point, lift in zip(xy, lifts, strict=True):
+        current.append(point)
+        if lift > 0.5:
+            if len(current) > 1:
+                strokes.append(np.array(current))
+            current = []
+    if len(current) > 1:
+        strokes.append(np.array(current))
+    return strokes
+
+
+@dataclass
+class Prime:
+    """Strokes of the user's (or a data set's) writing plus what they say, in the model's convention."""
+
+    offsets: np.ndarray  # (T, 3) sensor units (dx, dy-up, eos)
+    text: str
+
+    @classmethod
+    def from_points(cls, points: np.ndarray, text: str, convention: str) -> Prime:
+        """From absolute points (x, y-down, eos) as IAM-OnDB records them."""
+        return cls(points_to_offsets(points, convention), text)
+
+
+@dataclass
+class WrittenLine:
+    text: str
+    offsets: np.ndarray
+    stopped_by_window: bool
+    notices: list[str] = field(default_factory=list)
+    window: np.ndarray | None = None
+    primed: bool = False
+
+    @property
+    def strokes(self) -> list[np.ndarray]:
+        return offsets_to_strokes(self.offsets, pen_down_at_start=not self.primed)
+
+
+class HandwritingWriter:
+    def __init__(self, model: ModelFile, stepper):
+        if model.kind != "synthesis":
+            raise ModelFileError("writing text needs a synthesis model, not a " + model.kind + " model")
+        self.model = model
+        self.stepper = stepper
+        self.alphabet = Alphabet.from_dict(model.meta["alphabet"])
+        self.normalizer = Normalizer.from_dict(model.meta["normalizer"])
+        self.convention: str = model.meta["convention"]
+        self.chars_per_step: float = model.meta["config"]["chars_per_step"]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, backend: str = "torch", device: str = "cpu") -> HandwritingWriter:
+        model = load_model_file(path or shipped_model_path("synthesis"))
+        return cls(model, make_stepper(model, backend, device))
+
+    def prepare(self, texts: list[str]) -> tuple[list[str], list[list[str]]]:
+        prepared = [self.alphabet.prepare(t) for t in texts]
+        return [p.text for p in prepared], [p.notices for p in prepared]
+
+    def _arguments(self, texts: list[str], prime: Prime | None):
+        clean, notices = self.prepare(texts)
+        chars = [self.alphabet.encode(t) for t in clean]
+        prime_kwargs = {}
+        if prime is not None:
+            prime_text = self.alphabet.prepare(prime.text).text + " "
+            prime_kwargs = {
+                "prime_inputs": self.normalizer.normalize(prime.offsets),
+                "prime_chars": self.alphabet.encode(prime_text),
+            }
+        return clean, notices, chars, prime_kwargs
+
+    def stream(
+        self,
+        texts: list[str],
+        bias: float = 0.0,
+        seed: int | None = None,
+        prime: Prime | None = None,
+        chunk_steps: int = 16,
+        record: bool = False,
+    ) -> Iterator[Chunk]:
+        """Chunks of pen steps for every line as they are produced (the UI draws them at once)."""
+        _, notices, chars, prime_kwargs = self._arguments(texts, prime)
+        for note in {n for ns in notices for n in ns}:
+            warnings.warn(note, stacklevel=2)
+        yield from stream(
+            self.stepper,
+            chars,
+            self.normalizer,
+            self.chars_per_step,
+            bias,
+            np.random.default_rng(seed),
+            chunk_steps=chunk_steps,
+            record=record,
+            **prime_kwargs,
+        )
+
+    def write(
+        self,
+        texts: list[str],
+        bias: float = 0.0,
+        seed: int | None = None,
+        prime: Prime | None = None,
+        record: bool = False,
+    ) -> list[WrittenLine]:
+        clean, notices, chars, prime_kwargs = self._arguments(texts, prime)
+        result = generate(
+            self.stepper,
+            chars,
+            self.normalizer,
+            self.chars_per_step,
+            bias,
+            np.random.default_rng(seed),
+            record=record,
+            **prime_kwargs,
+        )
+        lines = []
+        for b, text in enumerate(clean):
+            window = result.window[b] if record and b < len(result.window) else None
+            lines.append(
+                WrittenLine(
+                    text, result.offsets[b], bool(result.stopped_by_window[b]), notices[b], window, prime is not None
+                )
+            )
+        return lines
+
+
+def make_stepper(model: ModelFile, backend: str = "torch", device: str = "cpu"):
+    """The network behind a model file, run by the chosen backend."""
+    if backend in ("torch", "auto"):
+        try:
+            from engine.backends.torch_backend import TorchStepper
+        except ImportError as exc:
+            raise RuntimeError("the PyTorch backend needs torch: pip install 'penwright[torch]'") from exc
+        return TorchStepper(model, device)
+    raise ValueError(f"unknown backend {backend!r}")
