@@ -19,24 +19,35 @@ def build_network(model: ModelFile, device: str = "cpu") -> HandwritingNet:
 
 
 class TorchStepper:
-    def __init__(self, model: ModelFile, device: str = "cpu"):
+    def __init__(self, model: ModelFile, device: str = "cpu", threads: int | None = 1):
+        # One step of a small batch is latency-bound: extra threads only add synchronisation (and on a
+        # busy machine, 30x slower steps were measured with torch's default thread count).
+        if threads:
+            torch.set_num_threads(threads)
         self.net = build_network(model, device)
         self.device = device
         self.mixtures = self.net.config.mixtures
         self.synthesis = self.net.synthesis
 
     @torch.no_grad()
-    def start(self, chars: np.ndarray, prime_inputs: np.ndarray | None = None):
+    def prime(self, inputs: np.ndarray, chars: np.ndarray):
+        """Teacher-force the network over a priming sequence; ``inputs`` are the steps before the last."""
+        ch = torch.from_numpy(np.ascontiguousarray(chars, np.int64)).to(self.device).unsqueeze(0)
+        seq = np.concatenate([np.zeros((1, 3), np.float32), np.asarray(inputs, np.float32)])
+        x = torch.from_numpy(seq).to(self.device).unsqueeze(0)
+        _, state, _ = self.net(x, ch, self.net.initial_state(1, self.device))
+        return state
+
+    @torch.no_grad()
+    def start(self, chars: np.ndarray, primed=None):
         B = chars.shape[0]
-        ch = torch.from_numpy(np.ascontiguousarray(chars)).to(self.device)
-        state = self.net.initial_state(B, self.device)
-        if prime_inputs is not None and len(prime_inputs) > 1:
-            # Feed the prime as in training: zeros first, then each point but the last (which the
-            # sampler feeds as its first input).
-            seq = np.concatenate([np.zeros((1, 3), np.float32), np.asarray(prime_inputs[:-1], np.float32)])
-            x = torch.from_numpy(seq).to(self.device).unsqueeze(0).expand(B, -1, -1).contiguous()
-            _, state, _ = self.net(x, ch, state)
-        return ch, state
+        ch = torch.from_numpy(np.ascontiguousarray(chars, np.int64)).to(self.device)
+        if primed is None:
+            return ch, self.net.initial_state(B, self.device)
+        # h and c are (layers, batch, H); window tensors are (batch, ...).
+        state = {k: (v.expand(v.shape[0], B, *v.shape[2:]) if k in ("h", "c") else v.expand(B, *v.shape[1:]))
+                 for k, v in primed.items()}
+        return ch, {k: v.contiguous() for k, v in state.items()}
 
     @torch.no_grad()
     def step(self, x: np.ndarray, state):

@@ -27,7 +27,13 @@ class Stepper(Protocol):
     mixtures: int
     synthesis: bool
 
-    def start(self, chars: np.ndarray, prime_inputs: np.ndarray | None = None): ...
+    def prime(self, inputs: np.ndarray, chars: np.ndarray):
+        """Run the network over a priming sequence (T, 3) with its text (U,); returns a batch-1 state."""
+        ...
+
+    def start(self, chars: np.ndarray, primed=None):
+        """A state for a batch of texts (B, U), continuing from a primed state when given."""
+        ...
 
     def step(self, x: np.ndarray, state) -> tuple[np.ndarray, np.ndarray | None, object]:
         """x (B, 3) float32 -> (raw mixture outputs (B, 1+6M), window weights (B, U) or None, new state)."""
@@ -77,6 +83,27 @@ def draw(params: MixtureParams, rng: np.random.Generator) -> np.ndarray:
 
 
 @dataclass
+class PrimedState:
+    """A style's network state after reading its strokes: computed once, reused for every line."""
+
+    state: object  # backend-owned, batch 1
+    chars: np.ndarray  # the prime's encoded text (its window positions come first)
+    last_input: np.ndarray  # (3,) the prime's last step: the first input when writing continues
+
+
+def prime_state(stepper: Stepper, prime_inputs: np.ndarray, prime_chars: np.ndarray) -> PrimedState:
+    """Read a normalised priming sequence and its text. The window only sees the prime's own text here,
+    so the state does not depend on what is written next and one priming serves a whole page."""
+    prime_inputs = np.asarray(prime_inputs, np.float32)
+    if len(prime_inputs) < 2:
+        raise ValueError("a priming sequence needs at least two points")
+    if len(prime_chars) == 0:
+        raise ValueError("a priming sequence needs its text")
+    state = stepper.prime(prime_inputs[:-1], np.asarray(prime_chars, np.int64))
+    return PrimedState(state, np.asarray(prime_chars, np.int64), prime_inputs[-1].copy())
+
+
+@dataclass
 class Chunk:
     """Steps produced since the last chunk, per line, in sensor units (dx, dy-up, eos)."""
 
@@ -110,23 +137,28 @@ def stream(
     chunk_steps: int = 16,
     prime_inputs: np.ndarray | None = None,
     prime_chars: np.ndarray | None = None,
+    primed: PrimedState | None = None,
     record: bool = False,
     max_steps: int | None = None,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
-    ``prime_inputs`` (T, 3): a normalised stroke sequence whose text ``prime_chars`` is written before
-    each line's text; the network continues in its style (paper, section 5.5).
+    ``primed`` (from :func:`prime_state`), or ``prime_inputs`` (T, 3) normalised strokes with their text
+    ``prime_chars``: the network first reads someone's writing and then continues in its style (paper,
+    section 5.5); the prime's text comes before each line's text in the window.
     """
     rng = rng if rng is not None else np.random.default_rng()
     B = len(chars)
     if B == 0:
         return
-    if prime_chars is not None and len(prime_chars):
+    if any(len(c) == 0 for c in chars):
+        raise ValueError("cannot write an empty line")
+    if primed is None and prime_inputs is not None and prime_chars is not None:
+        primed = prime_state(stepper, prime_inputs, prime_chars)
+    prime_chars = primed.chars if primed is not None else None
+    if prime_chars is not None:
         chars = [np.concatenate([prime_chars, c]) for c in chars]
     lengths = np.array([len(c) for c in chars])
-    if (lengths == 0).any():
-        raise ValueError("cannot write an empty line")
     # One extra padded position past the longest text: the stopping rule compares against it.
     padded = np.full((B, lengths.max() + 1), -1, np.int64)
     for b, c in enumerate(chars):
@@ -135,10 +167,10 @@ def stream(
     caps = np.array([length_cap(n, chars_per_step) for n in own_chars])
     if max_steps is not None:
         caps = np.minimum(caps, max_steps)
-    state = stepper.start(padded, prime_inputs)
+    state = stepper.start(padded, primed.state if primed is not None else None)
     x = np.zeros((B, 3), np.float32)
-    if prime_inputs is not None and len(prime_inputs):
-        x[:] = prime_inputs[-1]
+    if primed is not None:
+        x[:] = primed.last_input
     limit = (np.asarray(CLIP_SENSOR_UNITS) - np.abs(np.asarray(normalizer.mean))) / np.asarray(normalizer.std)
     done = np.zeros(B, bool)
     finishing = np.zeros(B, bool)

@@ -114,6 +114,7 @@ def build_trainer(req: TrainRequest):
 
 def run_training(req: TrainRequest) -> dict:
     trainer = build_trainer(req)
+    print(f"data: {trainer.data_summary.get('read', '')}", flush=True)
     print(
         f"training {trainer.config.kind} network {trainer.config.layers}x{trainer.config.hidden} "
         f"({trainer.convention} points) on {trainer.device}: {len(trainer.train_set)} lines, "

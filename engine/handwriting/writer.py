@@ -7,7 +7,6 @@ lines[0].strokes                                    # list of (n, 2) arrays, sen
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,7 +17,7 @@ import numpy as np
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
-from engine.handwriting.sampling import Chunk, generate, stream
+from engine.handwriting.sampling import Chunk, PrimedState, generate, prime_state, stream
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
 
@@ -84,6 +83,7 @@ class HandwritingWriter:
         self.normalizer = Normalizer.from_dict(model.meta["normalizer"])
         self.convention: str = model.meta["convention"]
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
+        self._primed: tuple[Prime, PrimedState] | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "torch", device: str = "cpu") -> HandwritingWriter:
@@ -115,10 +115,12 @@ class HandwritingWriter:
         chunk_steps: int = 16,
         record: bool = False,
     ) -> Iterator[Chunk]:
-        """Chunks of pen steps for every line as they are produced (the UI draws them at once)."""
-        _, notices, chars, prime_kwargs = self._arguments(texts, prime)
-        for note in {n for ns in notices for n in ns}:
-            warnings.warn(note, stacklevel=2)
+        """Chunks of pen steps for every line as they are produced (the UI draws them at once).
+
+        Notices about the text (mapped typography, rare characters) come from :meth:`prepare`.
+        A writer runs one job at a time: it is not meant to be shared between threads.
+        """
+        _, _, chars, prime_kwargs = self._arguments(texts, prime)
         yield from stream(
             self.stepper,
             chars,

@@ -1,0 +1,330 @@
+"""The Handwriting tab: type text, pick neatness and a seed, watch it written, export it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.stroke_view import StrokeView
+from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, write_job
+from engine.formats.png import write_png
+from engine.formats.svg import write_svg
+from engine.handwriting.writer import HandwritingWriter, shipped_model_path
+
+DEFAULT_TEXT = "Penwright writes by hand"
+DEFAULT_BIAS = 0.75  # the command line's default: neat but still varied
+BIAS_STEPS_PER_UNIT = 100
+MAX_SEED = 2**31 - 1
+SVG_FILTER = "SVG image (*.svg)"
+PNG_FILTER = "PNG image (*.png)"
+
+STATUS_STYLES = {
+    "info": "color: palette(text);",
+    "notice": "color: #6b4700; background: #fff3d1; border-radius: 4px;",
+    "error": "color: #8f1515; background: #fde6e6; border-radius: 4px;",
+}
+
+
+class HandwritingTab(QWidget):
+    """Controls on the left, the page on the right, a status line below.
+
+    ``model_path`` None means the shipped model. Loading and writing run on a :class:`JobRunner`, so the
+    window stays responsive and a new Write simply replaces the one in flight.
+    """
+
+    export_available = Signal(bool)
+
+    def __init__(self, model_path: str | Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._writer: HandwritingWriter | None = None
+        self._result: WriteResult | None = None
+        self._model_path: Path | None = None
+        self.runner = JobRunner(self)
+        self._build()
+        self.runner.busy_changed.connect(self._busy_changed)
+        self.load_model(model_path)
+
+    # --- layout --------------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.text_edit = QPlainTextEdit(DEFAULT_TEXT)
+        self.text_edit.setPlaceholderText("Type one or more lines to write…")
+        self.text_edit.setToolTip("Each line of text becomes one line of handwriting (Ctrl+Enter writes).")
+
+        self.bias_slider = QSlider(Qt.Orientation.Horizontal)
+        self.bias_slider.setRange(0, 3 * BIAS_STEPS_PER_UNIT)
+        self.bias_slider.setPageStep(BIAS_STEPS_PER_UNIT // 4)
+        self.bias_slider.setToolTip("Bias: 0 writes as the model learned (varied, sometimes messy); higher is neater.")
+        self.bias_label = QLabel()
+        self.bias_label.setMinimumWidth(32)
+        self.bias_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.bias_slider.valueChanged.connect(self._show_bias)
+        self.bias_slider.setValue(round(DEFAULT_BIAS * BIAS_STEPS_PER_UNIT))
+        self._show_bias()
+        bias_row = QHBoxLayout()
+        bias_row.addWidget(self.bias_slider, 1)
+        bias_row.addWidget(self.bias_label)
+
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setValue(1)
+        self.seed_spin.setToolTip("The same text, bias and seed always give the same handwriting.")
+        self.variation_button = QPushButton("Another variation")
+        self.variation_button.setToolTip("Pick a new seed and write again.")
+        self.variation_button.clicked.connect(self.another_variation)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(self.variation_button)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Neatness", bias_row)
+        form.addRow("Seed", seed_row)
+
+        self.write_button = QPushButton("Write")
+        self.write_button.setDefault(True)
+        self.write_button.setMinimumHeight(32)
+        self.write_button.clicked.connect(self.write)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the handwriting as SVG or PNG.")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.export)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.write_button, 2)
+        buttons.addWidget(self.export_button, 1)
+
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        text_label = QLabel("Text")
+        text_label.setStyleSheet("font-weight: 600;")
+        controls = QVBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(text_label)
+        controls.addWidget(self.text_edit, 1)
+        controls.addLayout(form)
+        controls.addLayout(buttons)
+        controls.addSpacing(6)
+        controls.addWidget(self.model_label)
+        panel = QWidget()
+        panel.setLayout(controls)
+        panel.setFixedWidth(340)
+
+        self.view = StrokeView()
+        body = QHBoxLayout()
+        body.addWidget(panel)
+        body.addWidget(self.view, 1)
+
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # indeterminate: the number of steps is not known in advance
+        self.progress.setFixedWidth(120)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.progress)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addLayout(status_row)
+
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, activated=self.write)
+
+    # --- state shown to the user ---------------------------------------------------------------------
+
+    @property
+    def bias(self) -> float:
+        return self.bias_slider.value() / BIAS_STEPS_PER_UNIT
+
+    @property
+    def model_ready(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    @property
+    def result(self) -> WriteResult | None:
+        """The last finished job (what Export saves), or None while writing or before the first write."""
+        return self._result
+
+    @property
+    def status_text(self) -> str:
+        return self.status_label.text()
+
+    @property
+    def status_kind(self) -> str:
+        return str(self.status_label.property("kind") or "")
+
+    def set_status(self, text: str, kind: str = "info") -> None:
+        """One line of feedback; notices and errors are coloured so they are not missed."""
+        self.status_label.setText(text)
+        self.status_label.setProperty("kind", kind)
+        self.status_label.setStyleSheet(STATUS_STYLES[kind] + " padding: 4px 6px;")
+
+    def _show_bias(self) -> None:
+        self.bias_label.setText(f"{self.bias:.2f}")
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+
+    def _set_result(self, result: WriteResult | None) -> None:
+        self._result = result
+        self.export_button.setEnabled(result is not None)
+        self.export_available.emit(result is not None)
+
+    # --- model ---------------------------------------------------------------------------------------
+
+    def load_model(self, path: str | Path | None = None) -> None:
+        """Load a synthesis model in the background; Write is enabled once it is ready."""
+        self._writer = None
+        self._model_path = Path(path) if path else shipped_model_path("synthesis")
+        self.write_button.setEnabled(False)
+        self.variation_button.setEnabled(False)
+        self._set_result(None)
+        self.view.show_message("Loading the handwriting model…")
+        self.set_status("Loading the handwriting model…")
+        self.model_label.setText(f"Model: {self._model_path.name} (loading…)")
+        self.model_label.setToolTip(str(self._model_path))
+        self.runner.submit(load_job, path, on_return=self._model_loaded, on_error=self._model_failed)
+
+    def _model_loaded(self, writer: HandwritingWriter) -> None:
+        self._writer = writer
+        self.write_button.setEnabled(True)
+        self.variation_button.setEnabled(True)
+        self.view.show_message("Type some text and press Write.")
+        self.set_status(f"Model ready: {describe_model(writer)}.")
+        self.model_label.setText(f"Model: {self._model_path.name}, {describe_model(writer)}")
+
+    def _model_failed(self, message: str) -> None:
+        self.view.show_message("No handwriting model is loaded.")
+        self.model_label.setText(f"Model: {self._model_path.name} could not be loaded")
+        self.set_status(message, "error")
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def texts(self) -> list[str]:
+        return [line for line in self.text_edit.toPlainText().splitlines() if line.strip()]
+
+    def write(self) -> None:
+        """Write the text with the current bias and seed; replaces a job still in flight."""
+        if self._writer is None:
+            return
+        texts = self.texts()
+        if not texts:
+            self.set_status("Type some text to write first.", "error")
+            return
+        self._set_result(None)
+        self.view.begin(len(texts))
+        noun = "line" if len(texts) == 1 else "lines"
+        self.set_status(f"Writing {len(texts)} {noun}…")
+        self.runner.submit(
+            write_job,
+            self._writer,
+            texts,
+            self.bias,
+            self.seed_spin.value(),
+            on_yield=self._progress,
+            on_return=self._written,
+            on_error=self._write_failed,
+        )
+
+    def another_variation(self) -> None:
+        """Same text and neatness, new seed: a different hand-written take."""
+        seed = self.seed_spin.value()
+        while seed == self.seed_spin.value():
+            seed = random.randint(0, MAX_SEED)
+        self.seed_spin.setValue(seed)
+        self.write()
+
+    def _progress(self, progress: WriteProgress) -> None:
+        for update in progress.updates:
+            self.view.add(update.line, update.closed, update.open)
+        finished = sum(progress.done)
+        if finished < len(progress.done):
+            self.set_status(f"Writing… {finished} of {len(progress.done)} lines done, {progress.steps} pen steps.")
+
+    def _written(self, result: WriteResult) -> None:
+        self._set_result(result)
+        self.view.finish()
+        noun = "line" if len(result.lines) == 1 else "lines"
+        message = (
+            f"Wrote {len(result.lines)} {noun} in {result.seconds:.1f} s "
+            f"(neatness {result.bias:.2f}, seed {result.seed})."
+        )
+        notes = list(result.notices)
+        if result.capped_lines:
+            which = ", ".join(str(i + 1) for i in result.capped_lines)
+            noun = "line" if len(result.capped_lines) == 1 else "lines"
+            notes.append(f"{noun} {which} hit the length limit before the model finished")
+        if notes:
+            self.set_status(message + " Note: " + "; ".join(notes) + ".", "notice")
+        else:
+            self.set_status(message)
+
+    def _write_failed(self, message: str) -> None:
+        self.view.show_message("Nothing written.")
+        self.set_status(message, "error")
+
+    # --- export --------------------------------------------------------------------------------------
+
+    def export(self) -> None:
+        """Ask where to save, then write SVG or PNG (chosen by extension, else by the dialog's filter)."""
+        if self._result is None:
+            return
+        path_text, chosen = QFileDialog.getSaveFileName(
+            self, "Export handwriting", str(Path.home() / "handwriting.svg"), f"{SVG_FILTER};;{PNG_FILTER}"
+        )
+        if not path_text:
+            return
+        path = Path(path_text)
+        if path.suffix.lower() not in (".svg", ".png"):
+            path = path.with_name(path.name + (".png" if chosen == PNG_FILTER else ".svg"))
+        title = " / ".join(self._result.texts)
+        try:
+            if path.suffix.lower() == ".png":
+                write_png(path, self._result.lines)
+            else:
+                write_svg(path, self._result.lines, title=title)
+        except (OSError, ValueError) as exc:
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            self.set_status(f"Could not export to {path}: {reason}.", "error")
+            return
+        self.set_status(f"Exported to {path}.")
+
+    def shutdown(self) -> None:
+        """Stop background work before the window goes (a worker thread must not outlive Qt)."""
+        self.runner.shutdown()
+
+
+def describe_model(writer: HandwritingWriter) -> str:
+    """A short line about the loaded model, from its metadata (so users know what they are running)."""
+    meta = writer.model.meta
+    config, training = meta.get("config", {}), meta.get("training", {})
+    text = f"{config.get('layers', '?')}×{config.get('hidden', '?')} LSTM"
+    if "step" in training:
+        text += f", {training['step']:,} training steps"
+    return text + f", {len(writer.alphabet)} characters"

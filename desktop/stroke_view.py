@@ -1,0 +1,174 @@
+"""A sheet of paper that shows lines of handwriting while they are being written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen, QTransform
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+INK = QColor("#1a1a40")
+PAPER = QColor("#ffffff")
+DESK = QColor("#e4e5ea")
+PLACEHOLDER = QColor("#8a8c99")
+
+# While a job writes, the page is fitted to at least this many line heights of width, so the first letters
+# do not fill the page and then shrink away as the line grows; finished pages are fitted exactly.
+NOMINAL_LINE_WIDTH = 5.0
+LINE_SPACING = 1.35  # baseline-to-baseline distance, in multiples of the tallest line's ink height
+PEN_WIDTH = 0.025  # stroke width as a fraction of the line spacing on screen, close to the SVG export
+
+
+def _path_of(strokes: Sequence[np.ndarray]) -> QPainterPath:
+    path = QPainterPath()
+    _append(path, strokes)
+    return path
+
+
+def _append(path: QPainterPath, strokes: Sequence[np.ndarray]) -> None:
+    # y is flipped here, once, so painting needs no per-point work: the engine's units are y-up.
+    for stroke in strokes:
+        path.moveTo(float(stroke[0, 0]), -float(stroke[0, 1]))
+        for x, y in stroke[1:].tolist():
+            path.lineTo(x, -y)
+
+
+class _Line:
+    """One line's ink: closed strokes grow by appending; the open stroke is replaced on every update."""
+
+    def __init__(self) -> None:
+        self.closed = QPainterPath()
+        self.open = QPainterPath()
+        self.lo = np.array([np.inf, np.inf])
+        self.hi = np.array([-np.inf, -np.inf])
+        self.strokes = 0
+
+    def add(self, closed: Sequence[np.ndarray], open_: Sequence[np.ndarray]) -> None:
+        _append(self.closed, closed)
+        self.open = _path_of(open_)
+        self.strokes += len(closed)
+        for stroke in (*closed, *open_):
+            self.lo = np.minimum(self.lo, stroke.min(axis=0))
+            self.hi = np.maximum(self.hi, stroke.max(axis=0))
+
+    @property
+    def empty(self) -> bool:
+        return not np.isfinite(self.lo).all()
+
+
+class StrokeView(QWidget):
+    """Paints lines of strokes (sensor units, y up) stacked down a white page, scaled to fit the widget.
+
+    Strokes arrive incrementally (:meth:`add`), so a streaming job repaints from cached paths instead of
+    rebuilding the whole page on every chunk.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 200)
+        self._lines: list[_Line] = []
+        self._message = ""
+        self._writing = False
+        self.updates_received = 0
+
+    # --- content -------------------------------------------------------------------------------------
+
+    def begin(self, line_count: int) -> None:
+        """Start a fresh page for ``line_count`` lines."""
+        self._lines = [_Line() for _ in range(line_count)]
+        self._message = ""
+        self._writing = True
+        self.updates_received = 0
+        self.update()
+
+    def finish(self) -> None:
+        """The job is done: fit the page to the ink exactly."""
+        self._writing = False
+        self.update()
+
+    def add(self, line: int, closed: Sequence[np.ndarray], open_: Sequence[np.ndarray] = ()) -> None:
+        """Append strokes that are finished and replace the line's stroke in progress."""
+        while line >= len(self._lines):
+            self._lines.append(_Line())
+        self._lines[line].add(closed, open_)
+        self.updates_received += 1
+        self.update()
+
+    def set_lines(self, lines: Sequence[Sequence[np.ndarray]]) -> None:
+        """Show complete lines at once."""
+        self.begin(len(lines))
+        for i, strokes in enumerate(lines):
+            self.add(i, strokes)
+        self.finish()
+
+    def show_message(self, text: str) -> None:
+        """Clear the page and show a short message on it (a hint, or why there is nothing to show)."""
+        self._lines = []
+        self._message = text
+        self._writing = False
+        self.update()
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines)
+
+    @property
+    def stroke_count(self) -> int:
+        """Strokes on the page, counting each line's stroke in progress."""
+        return sum(line.strokes + (0 if line.open.isEmpty() else 1) for line in self._lines)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    # --- painting ------------------------------------------------------------------------------------
+
+    def paper_rect(self) -> QRectF:
+        return QRectF(self.rect()).adjusted(14, 14, -14, -14)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), DESK)
+        paper = self.paper_rect()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 28))
+        painter.drawRoundedRect(paper.translated(0, 2), 3, 3)
+        painter.setBrush(PAPER)
+        painter.drawRoundedRect(paper, 3, 3)
+        inked = [(i, line) for i, line in enumerate(self._lines) if not line.empty]
+        if inked:
+            self._paint_ink(painter, paper.adjusted(28, 24, -28, -24), inked)
+        elif self._message:
+            painter.setPen(PLACEHOLDER)
+            flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+            painter.drawText(paper.adjusted(40, 40, -40, -40), flags, self._message)
+        painter.end()
+
+    def _paint_ink(self, painter: QPainter, area: QRectF, inked: list[tuple[int, _Line]]) -> None:
+        spacing = LINE_SPACING * max(max(float(line.hi[1] - line.lo[1]) for _, line in inked), 1e-6)
+        left = min(float(line.lo[0]) for _, line in inked)
+        right = max(float(line.hi[0]) for _, line in inked)
+        top = min(i * spacing - float(line.hi[1]) for i, line in inked)
+        bottom = max(i * spacing - float(line.lo[1]) for i, line in inked)
+        width = max(right - left, NOMINAL_LINE_WIDTH * spacing if self._writing else 1e-6)
+        height = max(bottom - top, 1e-6)
+        scale = min(area.width() / width, area.height() / height)
+        # Left-aligned so a growing line does not slide about; centred vertically on the page.
+        origin = QPointF(area.left() - left * scale, area.center().y() - (top + height / 2) * scale)
+        pen = QPen(INK, min(max(PEN_WIDTH * spacing * scale, 1.2), 3.2))
+        pen.setCosmetic(True)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for i, line in inked:
+            painter.setTransform(
+                QTransform().translate(origin.x(), origin.y() + i * spacing * scale).scale(scale, scale)
+            )
+            painter.drawPath(line.closed)
+            painter.drawPath(line.open)
+        painter.resetTransform()

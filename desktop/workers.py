@@ -1,0 +1,240 @@
+"""Background jobs: loading a model and writing text run off the UI thread, one at a time, cancellably.
+
+Jobs are superqt thread workers. A :class:`JobRunner` runs at most one: submitting a new job asks the
+running one to stop at its next chunk and starts the new one once the old thread has let go, so two jobs
+never compete for the CPU or the model, and late results of a cancelled job are dropped, never drawn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
+
+from desktop.strokes import LineStrokes
+from engine.handwriting.alphabet import UnknownCharactersError
+from engine.handwriting.checkpoint import ModelFileError
+from engine.handwriting.writer import HandwritingWriter, shipped_model_path
+
+
+class JobError(Exception):
+    """A job failed; the message is meant for the user.
+
+    Deliberately not a RuntimeError: superqt swallows RuntimeErrors escaping a generator (it takes them
+    for a deleted worker) and would then never report the job as finished.
+    """
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
+def readable_error(exc: BaseException) -> str:
+    """What went wrong, in words for the person at the window (no tracebacks, no class names if avoidable)."""
+    if isinstance(exc, JobError):
+        return str(exc)
+    if isinstance(exc, UnknownCharactersError):
+        shown = ", ".join(repr(c) for c in exc.characters)
+        return f"The handwriting model cannot write these characters: {shown}. Remove or replace them."
+    if isinstance(exc, ModelFileError):
+        return "Could not load the handwriting model: " + _sentence(str(exc))
+    if isinstance(exc, MemoryError):
+        return "Not enough memory to finish writing; try fewer or shorter lines."
+    if isinstance(exc, (ValueError, FloatingPointError, RuntimeError, OSError)) and str(exc):
+        return _sentence(str(exc))
+    return f"Something went wrong while writing ({exc.__class__.__name__}: {exc})."
+
+
+def load_job(path: str | Path | None) -> HandwritingWriter:
+    """Load a synthesis model (the shipped one when ``path`` is None); importing torch takes a moment."""
+    target = Path(path) if path else shipped_model_path("synthesis")
+    if not target.exists():
+        raise JobError(
+            f"No handwriting model found at {target}. Train one (penwright train handwriting) "
+            "or choose File → Load handwriting model…"
+        )
+    try:
+        return HandwritingWriter.load(target)
+    except Exception as exc:  # any failure here means "this file can't be used"; say why
+        message = readable_error(exc)
+        if not isinstance(exc, ModelFileError):
+            message = "Could not load the handwriting model: " + message
+        raise JobError(message) from exc
+
+
+@dataclass(frozen=True)
+class LineUpdate:
+    """New strokes for one line: ``closed`` ones to append, and the stroke(s) still being drawn."""
+
+    line: int
+    closed: list[np.ndarray]
+    open: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class WriteProgress:
+    updates: list[LineUpdate]
+    done: list[bool]
+    steps: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """A finished job: what was written (cleaned text) and each line's strokes, ready for export."""
+
+    texts: list[str]
+    lines: list[list[np.ndarray]]
+    bias: float
+    seed: int | None
+    notices: list[str] = field(default_factory=list)
+    capped_lines: list[int] = field(default_factory=list)  # lines the length cap stopped, 0-based
+    seconds: float = 0.0
+
+
+def write_job(
+    writer: HandwritingWriter, texts: list[str], bias: float, seed: int | None, chunk_steps: int = 16
+) -> Generator[WriteProgress, None, WriteResult]:
+    """Stream the writer's chunks as stroke updates; engine errors come out as :class:`JobError`."""
+    try:
+        started = time.perf_counter()
+        clean, per_line_notices = writer.prepare(texts)
+        notices = sorted({n for ns in per_line_notices for n in ns})
+        builders = [LineStrokes() for _ in clean]
+        stopped_by_window = np.zeros(len(clean), bool)
+        for chunk in writer.stream(clean, bias=bias, seed=seed, chunk_steps=chunk_steps):
+            updates = []
+            for i, offsets in enumerate(chunk.offsets):
+                if len(offsets):
+                    closed = builders[i].add(offsets)
+                    updates.append(LineUpdate(i, closed, list(builders[i].open)))
+            stopped_by_window = chunk.stopped_by_window
+            yield WriteProgress(updates, [bool(d) for d in chunk.done], chunk.steps)
+        capped = [i for i, by_window in enumerate(stopped_by_window) if not by_window]
+        seconds = time.perf_counter() - started
+        return WriteResult(clean, [b.strokes for b in builders], bias, seed, notices, capped, seconds)
+    except Exception as exc:  # GeneratorExit (cancellation) is a BaseException and passes through
+        raise JobError(readable_error(exc)) from exc
+
+
+Callback = Callable[[Any], None]
+
+
+@dataclass(eq=False)
+class _Job:
+    func: Callable[..., Any]
+    args: tuple
+    on_yield: Callback | None
+    on_return: Callback | None
+    on_error: Callable[[str], None] | None
+    cancelled: bool = False
+
+
+class JobRunner(QObject):
+    """Runs one background job at a time; a new job cancels the one in flight."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._job: _Job | None = None
+        self._worker: FunctionWorker | GeneratorWorker | None = None
+        self._pending: _Job | None = None
+        self._closed = False
+        self.cancelled_count = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None or self._pending is not None
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        on_yield: Callback | None = None,
+        on_return: Callback | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run ``func(*args)`` (a plain or generator function) in a worker thread; callbacks run in this thread."""
+        if self._closed:
+            return
+        job = _Job(func, args, on_yield, on_return, on_error)
+        if self._pending is not None:
+            self._pending.cancelled = True
+            self.cancelled_count += 1
+        if self._job is None:
+            self._pending = None
+            self._start(job)
+        else:
+            self._cancel_current()
+            self._pending = job  # starts when the cancelled worker reports it has finished
+
+    def cancel(self) -> None:
+        """Stop the running job (at its next chunk) and forget any waiting one."""
+        if self._pending is not None:
+            self._pending.cancelled = True
+            self._pending = None
+            self.cancelled_count += 1
+        self._cancel_current()
+
+    def shutdown(self, msecs: int = 5000) -> bool:
+        """Cancel everything and wait for the worker thread, so nothing outlives the window."""
+        self._closed = True
+        self.cancel()
+        stopped = QThreadPool.globalInstance().waitForDone(msecs)
+        self._job = self._worker = None
+        return stopped
+
+    def _cancel_current(self) -> None:
+        if self._job is not None and not self._job.cancelled:
+            self._job.cancelled = True
+            self.cancelled_count += 1
+            if self._worker is not None:
+                self._worker.quit()
+
+    def _start(self, job: _Job, announce: bool = True) -> None:
+        self._job = job
+        worker = create_worker(job.func, *job.args, _start_thread=False, _ignore_errors=True)
+        if inspect.isgeneratorfunction(job.func):
+            worker.yielded.connect(partial(self._deliver, job, "on_yield"))
+        worker.returned.connect(partial(self._deliver, job, "on_return"))
+        worker.errored.connect(partial(self._deliver_error, job))
+        worker.finished.connect(partial(self._finished, job))
+        self._worker = worker
+        worker.start()
+        if announce:
+            self.busy_changed.emit(True)
+
+    def _live(self, job: _Job) -> bool:
+        # After shutdown the widgets behind the callbacks may be gone; queued signals must not reach them.
+        return job is self._job and not job.cancelled and not self._closed
+
+    def _deliver(self, job: _Job, which: str, value: Any) -> None:
+        callback = getattr(job, which)
+        if self._live(job) and callback is not None:
+            callback(value)
+
+    def _deliver_error(self, job: _Job, exc: BaseException) -> None:
+        if self._live(job) and job.on_error is not None:
+            job.on_error(readable_error(exc))
+
+    def _finished(self, job: _Job) -> None:
+        if job is not self._job or self._closed:
+            return
+        self._job, self._worker = None, None
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.cancelled and not self._closed:
+            self._start(pending, announce=False)
+        else:
+            self.busy_changed.emit(False)

@@ -1,0 +1,236 @@
+"""Sampling invariants: seeds, bias, the stopping rule and length cap, priming, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from engine_helpers import synthetic_sequences  # noqa: E402
+
+from engine.handwriting.preprocessing import Normalizer  # noqa: E402
+from engine.handwriting.sampling import draw, generate, length_cap, mixture_params  # noqa: E402
+from engine.handwriting.writer import HandwritingWriter, Prime, offsets_to_strokes  # noqa: E402
+
+TEXTS = ["abc ab", "ca", "b a c", "a"]
+
+
+@pytest.fixture(scope="module")
+def writer(tiny_synthesis_model) -> HandwritingWriter:
+    return HandwritingWriter.load(tiny_synthesis_model)
+
+
+# ----- seeds --------------------------------------------------------------------------------------------------
+def test_the_same_seed_writes_the_same_strokes(writer):
+    a = writer.write(TEXTS[:2], bias=0.5, seed=11)
+    b = writer.write(TEXTS[:2], bias=0.5, seed=11)
+    c = writer.write(TEXTS[:2], bias=0.5, seed=12)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.offsets, y.offsets)
+        assert x.stopped_by_window == y.stopped_by_window
+    assert any(
+        len(x.offsets) != len(z.offsets) or not np.array_equal(x.offsets, z.offsets) for x, z in zip(a, c, strict=True)
+    )
+
+
+def test_streamed_chunks_join_to_the_written_lines(writer):
+    written = writer.write(TEXTS[:3], seed=5)
+    chunks = list(writer.stream(TEXTS[:3], seed=5, chunk_steps=4))
+    assert all(c.steps % 4 == 0 for c in chunks[:-1]) and chunks[-1].done.all()
+    assert all(len(c.offsets[b]) <= 4 for c in chunks for b in range(3))
+    for b, line in enumerate(written):
+        joined = np.concatenate([c.offsets[b] for c in chunks])
+        np.testing.assert_array_equal(joined, line.offsets)
+
+
+# ----- bias -----------------------------------------------------------------------------------------------------
+def test_bias_scales_sigma_and_sharpens_the_mixture_weights():
+    rng = np.random.default_rng(0)
+    M = 4
+    y = rng.normal(0, 1.5, size=(6, 1 + 6 * M))
+    plain = mixture_params(y, M, 0.0)
+    np.testing.assert_allclose(plain.pi.sum(1), 1)
+    for b in (0.5, 1.0, 3.0):
+        biased = mixture_params(y, M, b)
+        np.testing.assert_allclose(biased.sigma, plain.sigma * np.exp(-b), rtol=1e-12)
+        sharpened = plain.pi ** (1 + b)
+        np.testing.assert_allclose(biased.pi, sharpened / sharpened.sum(1, keepdims=True), rtol=1e-9)
+        assert (biased.pi.max(1) > plain.pi.max(1)).all()
+        np.testing.assert_array_equal(biased.mu, plain.mu)
+        np.testing.assert_array_equal(biased.rho, plain.rho)
+        np.testing.assert_array_equal(biased.eos, plain.eos)
+
+
+def test_draws_follow_the_biased_gaussian():
+    M, n = 1, 20000
+    y = np.zeros((n, 1 + 6 * M))
+    y[:, 1 + M] = 2.0  # mu1
+    y[:, 1 + 3 * M] = np.log(3.0)  # sigma1 = 3, sigma2 = 1
+    y[:, 1 + 5 * M] = np.arctanh(0.6)  # rho
+    y[:, 0] = np.log(0.2 / 0.8)  # eos probability 0.2
+    for b in (0.0, 1.0):
+        sample = draw(mixture_params(y, M, b), np.random.default_rng(1))
+        assert sample.shape == (n, 3) and sample.dtype == np.float32
+        assert sample[:, 0].mean() == pytest.approx(2.0, abs=0.1)
+        assert sample[:, 0].std() == pytest.approx(3.0 * np.exp(-b), rel=0.05)
+        assert sample[:, 1].std() == pytest.approx(1.0 * np.exp(-b), rel=0.05)
+        assert np.corrcoef(sample[:, 0], sample[:, 1])[0, 1] == pytest.approx(0.6, abs=0.03)
+        assert sample[:, 2].mean() == pytest.approx(0.2, abs=0.02)
+
+
+def test_components_are_chosen_by_their_weights():
+    M, n = 3, 30000
+    y = np.zeros((n, 1 + 6 * M))
+    y[:, 1 : 1 + M] = np.log([0.2, 0.3, 0.5])
+    y[:, 1 + M : 1 + 2 * M] = [-100.0, 0.0, 100.0]  # far apart: each sample reveals its component
+    y[:, 1 + 3 * M : 1 + 5 * M] = np.log(0.1)
+    sample = draw(mixture_params(y, M, 0.0), np.random.default_rng(2))
+    freq = [(sample[:, 0] < -50).mean(), (np.abs(sample[:, 0]) < 50).mean(), (sample[:, 0] > 50).mean()]
+    np.testing.assert_allclose(freq, [0.2, 0.3, 0.5], atol=0.015)
+
+
+def test_higher_bias_writes_with_less_spread(writer):
+    def spread(bias: float) -> float:
+        stds = []
+        for seed in range(4):
+            for line in writer.write(["abc ab", "b a c"], bias=bias, seed=seed):
+                stds.append(writer.normalizer.normalize(line.offsets)[:, :2].std(0).mean())
+        return float(np.mean(stds))
+
+    loose, neat = spread(0.0), spread(3.0)
+    assert neat < 0.7 * loose, (loose, neat)
+
+
+# ----- stopping -----------------------------------------------------------------------------------------------------
+class ScriptedStepper:
+    """A fake network: the window jumps past the text at step ``fire_at[b]``, the pen lifts every ``lift_every``."""
+
+    mixtures = 1
+    synthesis = True
+
+    def __init__(self, fire_at: list[int], lift_every: int):
+        self.fire_at, self.lift_every = fire_at, lift_every
+
+    def start(self, chars, prime_inputs=None):
+        self.lengths = (chars >= 0).sum(1)
+        self.width = chars.shape[1]
+        return 0
+
+    def step(self, x, t):
+        t += 1
+        B = len(x)
+        y = np.zeros((B, 7))
+        y[:, 0] = 30.0 if t % self.lift_every == 0 else -30.0
+        phi = np.zeros((B, self.width))
+        for b in range(B):
+            phi[b, self.lengths[b] if t >= self.fire_at[b] else 0] = 1.0
+        return y, phi, t
+
+
+def test_lines_stop_by_the_window_rule_after_the_pen_lifts_or_at_the_length_cap():
+    chars = [np.array([0, 1, 2]), np.array([0, 1]), np.array([2, 2, 1, 0]), np.array([1])]
+    never = 10**6
+    fire_at, lift_every, cps = [5, 8, never, 9], 4, 0.25
+    result = generate(ScriptedStepper(fire_at, lift_every), chars, Normalizer((0.0, 0.0), (1.0, 1.0)), cps)
+    for b, c in enumerate(chars):
+        cap = length_cap(len(c), cps)
+        if fire_at[b] < cap:
+            # the rule fires, then the pen finishes its stroke: the first lift at or after the firing step
+            expected = -(-fire_at[b] // lift_every) * lift_every
+            assert result.stopped_by_window[b]
+            assert result.offsets[b][-1, 2] == 1
+        else:
+            expected = cap
+            assert not result.stopped_by_window[b]
+        assert len(result.offsets[b]) == expected, b
+    assert [len(o) for o in result.offsets] == [8, 8, length_cap(4, cps), 12]
+    capped = generate(ScriptedStepper([never] * 2, 3), chars[:2], Normalizer((0, 0), (1, 1)), cps, max_steps=7)
+    assert [len(o) for o in capped.offsets] == [7, 7] and not capped.stopped_by_window.any()
+
+
+def test_length_cap_grows_with_text_and_pace():
+    assert length_cap(10, 0.1) > length_cap(5, 0.1) > length_cap(5, 0.2)
+    assert length_cap(0, 0.05) >= 20
+    assert length_cap(10, 0.1) >= (10 + 1) / 0.1 * 2.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_written_lines_end_by_the_window_rule_or_the_length_cap(writer, seed):
+    lines = writer.write(TEXTS, bias=0.3, seed=seed, record=True)
+    assert [line.text for line in lines] == TEXTS
+    for line in lines:
+        cap = length_cap(len(line.text), writer.chars_per_step)
+        n = len(line.offsets)
+        assert 0 < n <= cap
+        assert np.isfinite(line.offsets).all()
+        assert set(np.unique(line.offsets[:, 2])) <= {0.0, 1.0}
+        window = line.window
+        assert window.shape == (n, len(line.text) + 1)
+        past_end = window[:, -1] > window[:, :-1].max(1)
+        if line.stopped_by_window:
+            first = int(np.argmax(past_end))
+            assert past_end.any()
+            # after the rule fires the pen finishes its stroke (or the cap ends it), never later
+            lifts = np.flatnonzero(line.offsets[first:, 2] == 1)
+            assert n == min(first + 1 + (lifts[0] if len(lifts) else n), cap)
+        else:
+            assert not past_end.any() and n == cap
+
+
+def test_priming_changes_the_writing_and_keeps_the_cap(writer):
+    seqs, _, _ = synthetic_sequences(4, seed=5)
+    offsets = writer.normalizer.denormalize(seqs.strokes[0])
+    prime = Prime(offsets, seqs.texts[0])
+    plain = writer.write(["ca b"], seed=3, record=True)[0]
+    primed = writer.write(["ca b"], seed=3, prime=prime, record=True)[0]
+    assert primed.primed and not plain.primed
+    assert len(primed.offsets) != len(plain.offsets) or not np.allclose(primed.offsets, plain.offsets)
+    assert np.isfinite(primed.offsets).all()
+    assert len(primed.offsets) <= length_cap(len("ca b"), writer.chars_per_step)  # the prime's text is not capped
+    # the window runs over prime text + " " + line text, and the prime has already carried it forward
+    prime_text = prime.text + " "
+    assert primed.window.shape[1] == len(prime_text) + len("ca b") + 1
+    assert plain.window[0].argmax() == 0
+    assert primed.window[0].argmax() >= len(prime_text) // 2
+    # priming from absolute points (y down, as IAM-OnDB records them)
+    points = np.column_stack([np.cumsum(offsets[:, 0]), -np.cumsum(offsets[:, 1]), offsets[:, 2]])
+    from_points = Prime.from_points(np.vstack([[0, 0, 0], points]), prime.text, "paper")
+    np.testing.assert_allclose(from_points.offsets, offsets, atol=1e-3)
+    again = writer.write(["ca b"], seed=3, prime=from_points)[0]
+    assert np.isfinite(again.offsets).all()
+
+
+def test_the_length_cap_also_stops_the_real_network(writer):
+    chars = [writer.alphabet.encode(t) for t in TEXTS]
+    result = generate(
+        writer.stepper, chars, writer.normalizer, writer.chars_per_step, rng=np.random.default_rng(0), max_steps=3
+    )
+    for b, offsets in enumerate(result.offsets):
+        assert len(offsets) <= 3
+        assert result.stopped_by_window[b] or len(offsets) == 3
+    assert not result.stopped_by_window.all()
+
+
+def test_a_batch_of_lines_with_notices(writer):
+    texts = ["a\u00a0b", "c\u2009a b", "abc", "b"]
+    with pytest.warns(UserWarning, match="typography"):
+        chunks = list(writer.stream(texts[:2], seed=0))
+    assert chunks[-1].done.all()
+    lines = writer.write(texts, seed=4)
+    assert [line.text for line in lines] == ["a b", "c a b", "abc", "b"]
+    assert lines[0].notices and lines[1].notices and not lines[2].notices
+    for line in lines:
+        assert np.isfinite(line.offsets).all()
+        strokes = line.strokes
+        assert strokes and all(s.ndim == 2 and s.shape[1] == 2 and len(s) >= 2 for s in strokes)
+
+
+def test_offsets_to_strokes_splits_at_pen_lifts():
+    offsets = np.array([[1, 0, 0], [1, 0, 1], [5, 0, 0], [1, 1, 0], [1, 1, 1], [2, 0, 1]], float)
+    strokes = offsets_to_strokes(offsets, start=(10, 0))
+    assert len(strokes) == 2  # the last step is a lone point: no stroke
+    np.testing.assert_array_equal(strokes[0], [[10, 0], [11, 0], [12, 0]])
+    np.testing.assert_array_equal(strokes[1], [[17, 0], [18, 1], [19, 2]])
+    # primed lines start with the pen up
+    assert len(offsets_to_strokes(offsets, start=(10, 0), pen_down_at_start=False)[0]) == 2
