@@ -54,8 +54,12 @@ def synthetic_sequences(n_lines: int = 24, seed: int = 0):
         texts.append(text)
         raw.append(offsets.astype(np.float32))
     normalizer = Normalizer.fit(raw)
-    seqs = Sequences([f"x{i:02d}" for i in range(n_lines)], texts, [normalizer.normalize(r) for r in raw],
-                     [alphabet.encode(t) for t in texts])
+    seqs = Sequences(
+        [f"x{i:02d}" for i in range(n_lines)],
+        texts,
+        [normalizer.normalize(r) for r in raw],
+        [alphabet.encode(t) for t in texts],
+    )
     return seqs, alphabet, normalizer
 
 
@@ -64,8 +68,9 @@ def make_tiny_trainer(run_dir: Path, kind: str = "synthesis", seed: int = 0):
     from engine.handwriting.training import Trainer, TrainSettings
 
     seqs, alphabet, normalizer = synthetic_sequences()
-    config = ModelConfig(kind=kind, hidden=16, layers=2, mixtures=3, window=2, alphabet_size=len(alphabet),
-                         chars_per_step=1 / 6)
+    config = ModelConfig(
+        kind=kind, hidden=16, layers=2, mixtures=3, window=2, alphabet_size=len(alphabet), chars_per_step=1 / 6
+    )
     settings = TrainSettings(batch_size=8, seed=seed, validate_lines=8, validate_minutes=1e9, checkpoint_minutes=1e9)
     return Trainer(config, alphabet, normalizer, "skip2", seqs, seqs, run_dir, settings)
 

@@ -45,8 +45,10 @@ class TorchStepper:
         if primed is None:
             return ch, self.net.initial_state(B, self.device)
         # h and c are (layers, batch, H); window tensors are (batch, ...).
-        state = {k: (v.expand(v.shape[0], B, *v.shape[2:]) if k in ("h", "c") else v.expand(B, *v.shape[1:]))
-                 for k, v in primed.items()}
+        state = {
+            k: (v.expand(v.shape[0], B, *v.shape[2:]) if k in ("h", "c") else v.expand(B, *v.shape[1:]))
+            for k, v in primed.items()
+        }
         return ch, {k: v.contiguous() for k, v in state.items()}
 
     @torch.no_grad()

@@ -54,6 +54,8 @@ def load_model_file(path: str | Path) -> ModelFile:
         raise ModelFileError(
             f"{path} is not a readable Penwright model file ({exc.__class__.__name__}: {exc})"
         ) from exc
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path} is not a Penwright handwriting model (its metadata is not a JSON object)")
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a Penwright handwriting model (format {meta.get('format')!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:

@@ -31,10 +31,13 @@ def resolve_data_folder(folder: str | Path | None) -> Path:
 
 
 def _fingerprint(folder: Path) -> str:
+    """Identifies the folder's contents: archives by size and mtime, unpacked trees file by file."""
     parts = [str(CACHE_VERSION), str(folder)]
     for path in sorted(folder.iterdir()):
-        stat = path.stat()
-        parts.append(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}")
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            stat = file.stat()
+            parts.append(f"{file.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -105,10 +105,15 @@ def read_split_file(path: Path) -> set[str]:
 
 
 def split_of(form_id: str, splits: dict[str, set[str]]) -> str | None:
-    """Which split holds a form. An entry without the final letter covers every form starting with it."""
+    """Which split holds a form. An entry without the final letter covers every form starting with it;
+    an exact entry wins over such a covering entry in another split."""
     for name, ids in splits.items():
-        if form_id in ids or (form_id[-1:].isalpha() and form_id[:-1] in ids):
+        if form_id in ids:
             return name
+    if form_id[-1:].isalpha():
+        for name, ids in splits.items():
+            if form_id[:-1] in ids:
+                return name
     return None
 
 

@@ -86,16 +86,21 @@ class HandwritingNet(nn.Module):
     # ----- state -----------------------------------------------------------------------------------
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         H, L = self.config.hidden, self.config.layers
-        state = {"h": torch.zeros(L, batch, H, device=device), "c": torch.zeros(L, batch, H, device=device)}
+        dtype = self.output.weight.dtype
+        state = {
+            "h": torch.zeros(L, batch, H, device=device, dtype=dtype),
+            "c": torch.zeros(L, batch, H, device=device, dtype=dtype),
+        }
         if self.synthesis:
-            state["kappa"] = torch.zeros(batch, self.config.window, device=device)
-            state["w"] = torch.zeros(batch, self.config.alphabet_size, device=device)
+            state["kappa"] = torch.zeros(batch, self.config.window, device=device, dtype=dtype)
+            state["w"] = torch.zeros(batch, self.config.alphabet_size, device=device, dtype=dtype)
         return state
 
     def one_hot(self, chars: Tensor) -> Tensor:
         """(B, U) indices, -1 for padding -> (B, U, A) one-hot with zero rows for padding."""
         A = self.config.alphabet_size
-        return F.one_hot(chars.clamp(min=0), A).to(torch.float32) * (chars >= 0).unsqueeze(-1)
+        dtype = self.output.weight.dtype
+        return F.one_hot(chars.clamp(min=0), A).to(dtype) * (chars >= 0).unsqueeze(-1).to(dtype)
 
     # ----- teacher-forced pass -----------------------------------------------------------------------
     def forward(

@@ -29,7 +29,8 @@ def downsample(points: np.ndarray, convention: str) -> np.ndarray:
     if step == 1 or len(points) == 0:
         return points
     ends = np.flatnonzero(points[:, 2] == 1)
-    starts = np.concatenate([[0], ends[:-1] + 1])
+    starts = np.concatenate([[0], ends + 1])
+    starts = starts[starts < len(points)]
     index = np.arange(len(points))
     position_in_stroke = index - np.repeat(starts, np.diff(np.concatenate([starts, [len(points)]])))
     keep = (position_in_stroke % step == 0) | (points[:, 2] == 1)

@@ -39,13 +39,18 @@ def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     picked = history[::stride]
     if picked[-1] is not history[-1]:
         picked.append(history[-1])
-    lines = ["| step | epoch | wall time (min) | train NLL/line | validation NLL/line (256 lines) |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| step | epoch | wall time (min) | train NLL/line | validation NLL/line (256 lines) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for h in picked:
         train = h.get("train_nll_per_line")
-        lines.append(f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | "
-                     f"{train:.1f} | {h['validation_nll_per_line']:.1f} |" if train is not None else
-                     f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | - | {h['validation_nll_per_line']:.1f} |")
+        lines.append(
+            f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | "
+            f"{train:.1f} | {h['validation_nll_per_line']:.1f} |"
+            if train is not None
+            else f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | - | {h['validation_nll_per_line']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -53,23 +58,25 @@ def model_card(kind: str, meta: dict, eval_line: str, history: list[dict], comma
     cfg, training = meta["config"], meta.get("training", {})
     alphabet = Alphabet.from_dict(meta["alphabet"])
     data = training.get("data", {})
-    network = (f"{cfg['layers']} LSTM layers of {cfg['hidden']} cells with skip connections, "
-               f"{cfg['mixtures']}-component bivariate Gaussian mixture + end-of-stroke output")
+    network = (
+        f"{cfg['layers']} LSTM layers of {cfg['hidden']} cells with skip connections, "
+        f"{cfg['mixtures']}-component bivariate Gaussian mixture + end-of-stroke output"
+    )
     if kind == "synthesis":
         network += f", soft window of {cfg['window']} Gaussians over the one-hot text"
     return f"""# Handwriting {kind} network
 
-Graves (2013), *Generating Sequences with Recurrent Neural Networks*, section {'5' if kind == 'synthesis' else '4'}.
+Graves (2013), *Generating Sequences with Recurrent Neural Networks*, section {"5" if kind == "synthesis" else "4"}.
 
 | | |
 |---|---|
 | network | {network} |
-| point convention | `{meta['convention']}` ({'one step per recorded point: NLL comparable with the paper' if meta['convention'] == 'paper' else 'every second point kept within each stroke: NLL not comparable with the paper'}) |
-| normalisation | offsets mean {[round(v, 3) for v in meta['normalizer']['mean']]}, std {[round(v, 3) for v in meta['normalizer']['std']]} (sensor units) |
-| data | IAM-OnDB, IAM-OnDB-t1 splits: trainset + testset_t for training ({data.get('train_lines', '?')} lines, {data.get('train_points', '?')} steps), testset_v for validation; blacklist applied |
-| read report | {data.get('read', '?')} |
-| training | {training.get('step', '?')} steps of batch {training.get('batch_size', '?')} ({training.get('epoch', '?')} epochs), Adam lr {training.get('learning_rate', '?')}, Graves' derivative clipping + gradient norm 10 |
-| wall time | {training.get('wall_time_s', 0) / 60:.0f} minutes |
+| point convention | `{meta["convention"]}` ({"one step per recorded point: NLL comparable with the paper" if meta["convention"] == "paper" else "every second point kept within each stroke: NLL not comparable with the paper"}) |
+| normalisation | offsets mean {[round(v, 3) for v in meta["normalizer"]["mean"]]}, std {[round(v, 3) for v in meta["normalizer"]["std"]]} (sensor units) |
+| data | IAM-OnDB, IAM-OnDB-t1 splits: trainset + testset_t for training ({data.get("train_lines", "?")} lines, {data.get("train_points", "?")} steps), testset_v for validation; blacklist applied |
+| read report | {data.get("read", "?")} |
+| training | {training.get("step", "?")} steps of batch {training.get("batch_size", "?")} ({training.get("epoch", "?")} epochs), Adam lr {training.get("learning_rate", "?")}, Graves' derivative clipping + gradient norm 10 |
+| wall time | {training.get("wall_time_s", 0) / 60:.0f} minutes |
 | hardware | {hardware} |
 | weights | fp16, numpy `.npz` with JSON metadata (readable without torch) |
 | validation (full testset_v) | `{eval_line}` |

@@ -1,6 +1,6 @@
 """A sample sheet: several sentences written at several biases and seeds, labelled, as one PNG.
 
-    python -m engine.handwriting.sample_sheet -o docs/samples.png [--model M] [--biases 0 0.5 1 2]
+python -m engine.handwriting.sample_sheet -o docs/samples.png [--model M] [--biases 0 0.5 1 2]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ SENTENCES = [
 ]
 
 
-def sample_sheet(writer: HandwritingWriter, sentences: list[str], biases: list[float], seeds: list[int],
-                 scale: float = 0.16) -> tuple[Image.Image, dict]:
+def sample_sheet(
+    writer: HandwritingWriter, sentences: list[str], biases: list[float], seeds: list[int], scale: float = 0.16
+) -> tuple[Image.Image, dict]:
     """Rows of (bias, seed, sentence) images with a label; returns the sheet and stopping statistics."""
     rows: list[tuple[str, Image.Image]] = []
     stopped, total = 0, 0

@@ -17,7 +17,7 @@ import numpy as np
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
-from engine.handwriting.sampling import Chunk, PrimedState, generate, prime_state, stream
+from engine.handwriting.sampling import Chunk, PrimedState, generate, stream
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
 

@@ -127,12 +127,6 @@ def test_split_entries_without_the_final_letter_cover_every_form_starting_with_t
     assert split_of("a01-00", splits) is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: split_of takes the first split whose letter-less entry covers a form even when a later split "
-    "lists that exact form; the more specific entry should win (the real files have one such pair: "
-    "trainset h01-030z vs testset_t h01-030)",
-    strict=True,
-)
 def test_an_exact_split_entry_beats_a_letterless_entry_of_another_split():
     assert split_of("a01-000u", {"trainset": {"a01-000"}, "testset_v": {"a01-000u"}}) == "testset_v"
 
@@ -196,11 +190,6 @@ def test_the_parse_cache_is_used_and_gives_the_same_lines(small_iam, cache_folde
         load_lines(small_iam.folder, use_cache=False)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the parse cache's fingerprint only looks at the folder's top-level entries, so editing a file "
-    "inside an unpacked ascii/ or lineStrokes/ tree returns stale lines from the cache",
-    strict=True,
-)
 def test_the_parse_cache_notices_edits_inside_unpacked_trees(tmp_path, cache_folder):
     small = build_small_iam(tmp_path / "tree", layout="tree")
     lines, _ = load_lines(small.folder, use_cache=True)

@@ -122,11 +122,6 @@ def test_foreign_npz_files_raise_model_file_error(tmp_path, arrays, message):
     assert str(path) in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: load_model_file calls meta.get(...) outside its try block, so an .npz whose 'meta' is valid JSON "
-    "but not an object (e.g. a number or a list) raises AttributeError instead of ModelFileError",
-    strict=True,
-)
 def test_npz_whose_meta_is_not_an_object_raises_model_file_error(tmp_path):
     path = tmp_path / "list-meta.npz"
     _npz(path, meta=np.array("[1, 2, 3]"))

@@ -67,12 +67,6 @@ def test_skip2_keeps_every_second_point_and_every_stroke_end(line):
     assert len(kept) <= len(points) // 2 + len(lengths) + 1
 
 
-@pytest.mark.xfail(
-    reason="BUG: downsample computes stroke starts from ends[:-1], so when the last point is not flagged as a "
-    "stroke end the final (unfinished) stroke's first point is counted as part of the previous stroke and can "
-    "be dropped, against the docstring's 'always keeping each stroke's first and last point'",
-    strict=True,
-)
 def test_skip2_keeps_the_first_point_of_an_unfinished_last_stroke():
     points = np.array([[0, 0, 1], [1, 1, 0], [2, 2, 0], [3, 3, 0]])
     kept = downsample(points, "skip2")

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 from engine_helpers import synthetic_sequences  # noqa: E402
 
 from engine.handwriting.preprocessing import Normalizer  # noqa: E402
-from engine.handwriting.sampling import draw, generate, length_cap, mixture_params  # noqa: E402
+from engine.handwriting.sampling import draw, generate, length_cap, mixture_params, prime_state  # noqa: E402
 from engine.handwriting.writer import HandwritingWriter, Prime, offsets_to_strokes  # noqa: E402
 
 TEXTS = ["abc ab", "ca", "b a c", "a"]
@@ -112,7 +112,7 @@ class ScriptedStepper:
     def __init__(self, fire_at: list[int], lift_every: int):
         self.fire_at, self.lift_every = fire_at, lift_every
 
-    def start(self, chars, prime_inputs=None):
+    def start(self, chars, primed=None):
         self.lengths = (chars >= 0).sum(1)
         self.width = chars.shape[1]
         return 0
@@ -214,16 +214,45 @@ def test_the_length_cap_also_stops_the_real_network(writer):
 
 def test_a_batch_of_lines_with_notices(writer):
     texts = ["a\u00a0b", "c\u2009a b", "abc", "b"]
-    with pytest.warns(UserWarning, match="typography"):
-        chunks = list(writer.stream(texts[:2], seed=0))
-    assert chunks[-1].done.all()
+    clean, notices = writer.prepare(texts)
+    assert clean == ["a b", "c a b", "abc", "b"]
+    assert ["typography" in " ".join(n) for n in notices] == [True, True, False, False]
+    chunks = list(writer.stream(texts[:2], seed=0))
+    assert chunks[-1].done.all() and len(chunks[-1].offsets) == 2
     lines = writer.write(texts, seed=4)
-    assert [line.text for line in lines] == ["a b", "c a b", "abc", "b"]
-    assert lines[0].notices and lines[1].notices and not lines[2].notices
+    assert [line.text for line in lines] == clean
+    assert [line.notices for line in lines] == notices
     for line in lines:
         assert np.isfinite(line.offsets).all()
         strokes = line.strokes
         assert strokes and all(s.ndim == 2 and s.shape[1] == 2 and len(s) >= 2 for s in strokes)
+
+
+def test_a_primed_state_is_reusable_and_shared_by_the_batch(writer):
+    seqs, _, _ = synthetic_sequences(2, seed=6)
+    prime_inputs = seqs.strokes[0]
+    prime_chars = writer.alphabet.encode(seqs.texts[0] + " ")
+    primed = prime_state(writer.stepper, prime_inputs, prime_chars)
+    np.testing.assert_array_equal(primed.last_input, prime_inputs[-1])
+    chars = [writer.alphabet.encode(t) for t in ("ab", "ab", "c a")]
+    args = (writer.stepper, chars, writer.normalizer, writer.chars_per_step, 0.5)
+    direct = generate(*args, np.random.default_rng(9), prime_inputs=prime_inputs, prime_chars=prime_chars)
+    for _ in range(2):  # the same state twice: using it must not change it
+        again = generate(*args, np.random.default_rng(9), primed=primed)
+        for a, b in zip(direct.offsets, again.offsets, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # every line of a batch starts from the one primed state: the same text gets the same first outputs
+    padded = np.full((3, len(prime_chars) + 4), -1, np.int64)
+    for b, c in enumerate(chars):
+        padded[b, : len(prime_chars) + len(c)] = np.concatenate([prime_chars, c])
+    state = writer.stepper.start(padded, primed.state)
+    y, phi, _ = writer.stepper.step(np.repeat(primed.last_input[None], 3, 0), state)
+    np.testing.assert_allclose(y[0], y[1], rtol=1e-6)
+    assert not np.allclose(y[0], writer.stepper.step(np.zeros((3, 3), np.float32), writer.stepper.start(padded))[0][0])
+    with pytest.raises(ValueError, match="two points"):
+        prime_state(writer.stepper, prime_inputs[:1], prime_chars)
+    with pytest.raises(ValueError, match="text"):
+        prime_state(writer.stepper, prime_inputs, prime_chars[:0])
 
 
 def test_offsets_to_strokes_splits_at_pen_lifts():
