@@ -188,7 +188,8 @@ def _models(args: argparse.Namespace) -> int:
         cfg, training = meta["config"], meta.get("training", {})
         print(
             f"{kind:11s} {cfg['layers']}x{cfg['hidden']} LSTM, {meta['convention']} points, "
-            f"{training.get('step', '?')} steps, validation NLL {training.get('best_validation_nll_per_line', float('nan')):.1f} "
+            f"{training.get('step', '?')} steps, "
+            f"validation NLL {training.get('best_validation_nll_per_line', float('nan')):.1f} "
             f"nats/line  [{path}]"
         )
     return 0

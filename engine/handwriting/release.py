@@ -45,11 +45,10 @@ def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     ]
     for h in picked:
         train = h.get("train_nll_per_line")
+        train_text = "-" if train is None else f"{train:.1f}"
+        minutes = h["wall_time_s"] / 60
         lines.append(
-            f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | "
-            f"{train:.1f} | {h['validation_nll_per_line']:.1f} |"
-            if train is not None
-            else f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | - | {h['validation_nll_per_line']:.1f} |"
+            f"| {h['step']} | {h['epoch']} | {minutes:.0f} | {train_text} | {h['validation_nll_per_line']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -64,18 +63,34 @@ def model_card(kind: str, meta: dict, eval_line: str, history: list[dict], comma
     )
     if kind == "synthesis":
         network += f", soft window of {cfg['window']} Gaussians over the one-hot text"
+    if meta["convention"] == "paper":
+        convention = "one step per recorded point: NLL comparable with the paper"
+    else:
+        convention = "every second point kept within each stroke: NLL not comparable with the paper"
+    mean = [round(v, 3) for v in meta["normalizer"]["mean"]]
+    std = [round(v, 3) for v in meta["normalizer"]["std"]]
+    train_data = (
+        f"IAM-OnDB, IAM-OnDB-t1 splits: trainset + testset_t for training ({data.get('train_lines', '?')} lines, "
+        f"{data.get('train_points', '?')} steps), testset_v for validation; blacklist applied"
+    )
+    schedule = (
+        f"{training.get('step', '?')} steps of batch {training.get('batch_size', '?')} "
+        f"({training.get('epoch', '?')} epochs), Adam lr {training.get('learning_rate', '?')}, "
+        "Graves' derivative clipping + gradient norm 10"
+    )
+    section = "5" if kind == "synthesis" else "4"
     return f"""# Handwriting {kind} network
 
-Graves (2013), *Generating Sequences with Recurrent Neural Networks*, section {"5" if kind == "synthesis" else "4"}.
+Graves (2013), *Generating Sequences with Recurrent Neural Networks*, section {section}.
 
 | | |
 |---|---|
 | network | {network} |
-| point convention | `{meta["convention"]}` ({"one step per recorded point: NLL comparable with the paper" if meta["convention"] == "paper" else "every second point kept within each stroke: NLL not comparable with the paper"}) |
-| normalisation | offsets mean {[round(v, 3) for v in meta["normalizer"]["mean"]]}, std {[round(v, 3) for v in meta["normalizer"]["std"]]} (sensor units) |
-| data | IAM-OnDB, IAM-OnDB-t1 splits: trainset + testset_t for training ({data.get("train_lines", "?")} lines, {data.get("train_points", "?")} steps), testset_v for validation; blacklist applied |
+| point convention | `{meta["convention"]}` ({convention}) |
+| normalisation | offsets mean {mean}, std {std} (sensor units) |
+| data | {train_data} |
 | read report | {data.get("read", "?")} |
-| training | {training.get("step", "?")} steps of batch {training.get("batch_size", "?")} ({training.get("epoch", "?")} epochs), Adam lr {training.get("learning_rate", "?")}, Graves' derivative clipping + gradient norm 10 |
+| training | {schedule} |
 | wall time | {training.get("wall_time_s", 0) / 60:.0f} minutes |
 | hardware | {hardware} |
 | weights | fp16, numpy `.npz` with JSON metadata (readable without torch) |
