@@ -20,6 +20,8 @@ and gets a copy of the repository plus the small folder ``.gpu_burst/`` (git-ign
    ``run/best.npz`` (only if validation improved), ``run/history.jsonl``, ``burst.log`` and
    ``burst.json`` (summary: steps, seconds per step, device, validation NLL). Add ``--batch-size 64``
    (or more) to use the GPU better: the time loop costs the same per step at any batch size there.
+   Keep ``--validate-lines`` (256) as the source run's: ``best.npz`` is written only when validation beats
+   the checkpoint's best, measured on that many lines. Matrix products use TF32 unless ``--no-tf32``.
 3. ``python -m engine.handwriting.gpu_burst collect --from FILES_AT --run-dir runs/NAME-gpu`` puts the
    checkpoint (joined again), ``best.npz`` and the history into a run folder; then resume here with
    ``penwright train handwriting --resume runs/NAME-gpu/last-compact.pt --run-dir runs/NAME-gpu ...``.
@@ -247,7 +249,7 @@ def _run(args: argparse.Namespace, out: Path, run_dir: Path) -> int:
     trainer.run(minutes=minutes, progress=False)
     train_s = time.monotonic() - train_start
     last = trainer.state.history[-1] if trainer.state.history else {}
-    forbidden = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN_MODULES)
+    forbidden = sorted(m for m, v in sys.modules.items() if v is not None and m.split(".")[0] in FORBIDDEN_MODULES)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     summary = {
         "device": device_name,
@@ -281,6 +283,8 @@ def _find(root: Path, name: str) -> Path | None:
 
 
 def collect(source: str, run_dir: str, force: bool = False) -> int:
+    import io
+
     import torch
 
     from engine.atomic import atomic_write_bytes
@@ -292,8 +296,6 @@ def collect(source: str, run_dir: str, force: bool = False) -> int:
         print(f"error: no {COMPACT} (or its parts) under {root}", file=sys.stderr)
         return 1
     data = whole.read_bytes() if whole is not None else b"".join(p.read_bytes() for p in parts)
-    import io
-
     ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     missing = {"meta", "model", "optimizer", "trainer"} - set(ckpt)
     if missing:
