@@ -24,8 +24,8 @@ class TrainRequest:
     resume: str | None = None
     minutes: float | None = None
     steps: int | None = None
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
+    learning_rate: float | None = None  # default 1e-3; on resume, the checkpoint's unless given
     seed: int = 0
     threads: int = 0
     device: str = "auto"
@@ -79,8 +79,8 @@ def build_trainer(req: TrainRequest):
             chars_per_step=chars / max(data.train.points, 1),
         )
     settings = TrainSettings(
-        batch_size=req.batch_size,
-        learning_rate=req.learning_rate,
+        batch_size=req.batch_size or 32,
+        learning_rate=req.learning_rate or 1e-3,
         seed=req.seed,
         threads=req.threads,
         validate_minutes=req.validate_minutes,
@@ -107,7 +107,9 @@ def build_trainer(req: TrainRequest):
         summary,
     )
     if req.resume:
-        trainer.load(req.resume)
+        trainer.load(req.resume, learning_rate=req.learning_rate)
+        if req.batch_size:
+            trainer.settings.batch_size = req.batch_size
         trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
     return trainer
 

@@ -155,6 +155,10 @@ class Trainer:
         self.model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
         self.optimizer.load_state_dict(_optimizer_to_fp32(ckpt["optimizer"]))
         self.state = TrainerState(**ckpt["trainer"])
+        # The batch order of every epoch follows (seed, epoch, batch size): keep the run's own.
+        saved = ckpt.get("settings", {})
+        self.settings.seed = saved.get("seed", self.settings.seed)
+        self.settings.batch_size = saved.get("batch_size", self.settings.batch_size)
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
