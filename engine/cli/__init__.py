@@ -33,19 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        if args.demo or not _display_available():
-            if not args.demo:
-                print(
-                    "no display found: running the command-line demo instead of the window "
-                    "(use `penwright --demo` to ask for it)",
-                    file=sys.stderr,
-                )
-            return handwriting_commands.demo()
-        from desktop.app import run_app
-
-        return run_app()
     try:
+        if args.command is None:
+            if args.demo or not _display_available():
+                if not args.demo:
+                    print(
+                        "no display found: running the command-line demo instead of the window "
+                        "(use `penwright --demo` to ask for it)",
+                        file=sys.stderr,
+                    )
+                return handwriting_commands.demo()
+            from desktop.app import run_app
+
+            return run_app()
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
