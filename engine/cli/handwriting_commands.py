@@ -76,7 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     write.add_argument("--bias", type=float, default=0.75, help="0 = as trained (varied), 2 = very neat")
     write.add_argument("--seed", type=int, help="random seed: the same seed writes the same strokes")
     write.add_argument("--model", help="synthesis model file (default: the shipped one)")
-    write.add_argument("--backend", default="torch", help="inference backend")
+    write.add_argument(
+        "--backend",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="inference backend: auto (ONNX Runtime when the model has an exported .onnx, else PyTorch)",
+    )
     write.add_argument("--width", type=float, default=3.0, help="stroke width in output pixels")
     write.add_argument("--colour", default="#1a1a40")
     write.set_defaults(handler=_write)

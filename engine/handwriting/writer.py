@@ -86,9 +86,12 @@ class HandwritingWriter:
         self._primed: tuple[Prime, PrimedState] | None = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "torch", device: str = "cpu") -> HandwritingWriter:
-        model = load_model_file(path or shipped_model_path("synthesis"))
-        return cls(model, make_stepper(model, backend, device))
+    def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
+        """``backend``: "torch", "onnx" (the exported ``.onnx`` beside the model file; no torch needed) or
+        "auto" (ONNX when that file exists and onnxruntime imports, else torch)."""
+        path = Path(path) if path is not None else shipped_model_path("synthesis")
+        model = load_model_file(path)
+        return cls(model, make_stepper(model, backend, device, path))
 
     def prepare(self, texts: list[str]) -> tuple[list[str], list[list[str]]]:
         prepared = [self.alphabet.prepare(t) for t in texts]
@@ -163,12 +166,34 @@ class HandwritingWriter:
         return lines
 
 
-def make_stepper(model: ModelFile, backend: str = "torch", device: str = "cpu"):
-    """The network behind a model file, run by the chosen backend."""
-    if backend in ("torch", "auto"):
+BACKENDS = ("torch", "onnx", "auto")
+
+
+def make_stepper(model: ModelFile, backend: str = "torch", device: str = "cpu", path: str | Path | None = None):
+    """The network behind a model file, run by the chosen backend.
+
+    "onnx" runs ``<model stem>.onnx`` beside the model file at ``path`` (with its manifest; export it with
+    ``python -m engine.backends.onnx_export MODEL.npz``); "auto" prefers it when it exists and onnxruntime
+    imports, else torch. ``device``: "cpu", "cuda" (torch and ONNX) or "auto" (ONNX: CUDA when available).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    onnx_file = Path(path).with_suffix(".onnx") if path is not None else None
+    if backend == "onnx" or (backend == "auto" and onnx_file is not None and onnx_file.exists()):
+        if onnx_file is None:
+            raise ValueError("the ONNX backend needs the model file's path: its .onnx lies beside it")
         try:
-            from engine.backends.torch_backend import TorchStepper
+            from engine.backends.onnx_backend import OnnxStepper
         except ImportError as exc:
-            raise RuntimeError("the PyTorch backend needs torch: pip install 'penwright[torch]'") from exc
-        return TorchStepper(model, device)
-    raise ValueError(f"unknown backend {backend!r}")
+            if backend == "onnx":
+                raise RuntimeError("the ONNX backend needs onnxruntime: pip install onnxruntime") from exc
+        else:
+            return OnnxStepper(onnx_file, model, device, model_path=path)
+    try:
+        from engine.backends.torch_backend import TorchStepper
+    except ImportError as exc:
+        hint = ""
+        if backend == "auto" and onnx_file is not None:
+            hint = f" (and there is no exported {onnx_file.name} beside the model file)"
+        raise RuntimeError(f"the PyTorch backend needs torch: pip install 'penwright[torch]'{hint}") from exc
+    return TorchStepper(model, "cpu" if device == "auto" else device)
