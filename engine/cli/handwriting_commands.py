@@ -68,11 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     write = sub.add_parser(
         "write",
-        help="write text by hand to SVG or PNG",
-        description="Write each line of TEXT (\\n or several arguments for several lines).",
+        help="write text by hand to SVG, PNG, InkML or G-code pages",
+        description="Write TEXT by hand on pages of real size: each argument (or \\n) starts a new line, a blank "
+        "line starts a new paragraph, and long lines wrap to the page. The output format follows the file's "
+        "suffix (.svg .png .inkml .gcode); text that needs several pages goes to NAME-1.svg, NAME-2.svg, ...",
     )
-    write.add_argument("text", nargs="+", help="text to write; each argument is one line")
-    write.add_argument("-o", "--output", default="penwright.svg", help="output file (.svg or .png)")
+    write.add_argument("text", nargs="*", help="text to write; each argument is one line ('-' reads stdin)")
+    write.add_argument("--file", metavar="FILE", help="read the text from FILE ('-' for stdin)")
+    write.add_argument(
+        "-o",
+        "--output",
+        default="penwright.svg",
+        help="output file: .svg, .png, .inkml or .gcode (default %(default)s)",
+    )
     write.add_argument("--bias", type=float, default=0.75, help="0 = as trained (varied), 2 = very neat")
     write.add_argument("--seed", type=int, help="random seed: the same seed writes the same strokes")
     write.add_argument("--model", help="synthesis model file (default: the shipped one)")
@@ -82,8 +90,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="inference backend: auto (ONNX Runtime when the model has an exported .onnx, else PyTorch)",
     )
-    write.add_argument("--width", type=float, default=3.0, help="stroke width in output pixels")
+    write.add_argument(
+        "--width",
+        default="0.4mm",
+        help="pen width: a length (0.4mm, 0.02in) or a number of CSS pixels (1/96 in; default %(default)s)",
+    )
     write.add_argument("--colour", default="#1a1a40")
+    page = write.add_argument_group("page")
+    page.add_argument("--page", default="A4", help="A4, A5, Letter (add -landscape) or WxH with a unit: 200x100mm")
+    page.add_argument("--margin", default="20mm", help="one length, or top,right,bottom,left (default %(default)s)")
+    page.add_argument(
+        "--letter-height", default="3.5mm", help="x-height of the writing: 3.5mm, 0.15in (default %(default)s)"
+    )
+    page.add_argument(
+        "--line-spacing", help="baseline to baseline (default: about three letter heights, 10mm for 3.5mm letters)"
+    )
+    page.add_argument("--smooth", action="store_true", help="smooth the strokes lightly (a moving average)")
+    page.add_argument("--smooth-passes", type=int, default=2, metavar="N", help="passes of --smooth (default 2)")
+    page.add_argument("--no-straighten", action="store_true", help="keep each line's slope as the model wrote it")
+    page.add_argument("--dpi", type=float, default=150.0, help="PNG resolution (default %(default)s)")
+    gcode = write.add_argument_group("G-code (.gcode)")
+    gcode.add_argument(
+        "--pen-up", default="M3 S90", help="G-code lifting the pen (default %(default)r; or 'G0 Z5'; \\n between lines)"
+    )
+    gcode.add_argument("--pen-down", default="M3 S0", help="G-code lowering the pen (default %(default)r; or 'G1 Z0')")
+    gcode.add_argument("--feed", type=float, default=3000.0, help="drawing feed in mm/min (default %(default)g)")
+    gcode.add_argument("--travel-feed", type=float, help="pen-up feed in mm/min (default: rapid G0 moves)")
+    gcode.add_argument("--origin", choices=["bottom-left", "top-left"], default="bottom-left")
     write.set_defaults(handler=_write)
 
     models = sub.add_parser("models", help="list the models Penwright has")
@@ -142,25 +175,102 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".svg", ".png", ".inkml", ".gcode")
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    """The text to write: --file FILE (or '-'), or the arguments ('-' alone reads stdin), one line each."""
+    if args.file is not None and args.text:
+        raise ValueError("give the text as arguments or with --file, not both")
+    if args.file == "-" or args.text == ["-"]:
+        return sys.stdin.read()
+    if args.file is not None:
+        from pathlib import Path
+
+        return Path(args.file).read_text(encoding="utf-8")
+    if not args.text:
+        raise ValueError("there is no text to write: give it as arguments, with --file FILE, or '-' for stdin")
+    return "\n".join(arg.replace("\\n", "\n") for arg in args.text)
+
+
+def _page_paths(path, count: int) -> list:
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
+
+
 def _write(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
+    from engine.handwriting.page import PageGeometry, parse_length, write_pages
     from engine.handwriting.writer import HandwritingWriter
 
-    texts = [t for arg in args.text for t in arg.replace("\\n", "\n").splitlines() if t.strip()]
+    output = Path(args.output)
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"unknown output format {suffix!r}: use {', '.join(OUTPUT_SUFFIXES)}")
+    text = _read_text(args)
+    geometry = PageGeometry.from_options(args.page, args.margin, args.line_spacing, args.letter_height)
+    pen_width = parse_length(args.width, default_unit="px")
+    if not pen_width > 0:
+        raise ValueError(f"the pen width must be positive, not {args.width!r}")
+    if suffix == ".png":
+        from PIL import ImageColor
+
+        ImageColor.getrgb(args.colour)  # a bad colour fails before the model runs
     writer = HandwritingWriter.load(args.model, backend=args.backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lines = writer.write(texts, bias=args.bias, seed=args.seed)
+        pages, lines = write_pages(
+            writer,
+            text,
+            geometry,
+            args.bias,
+            args.seed,
+            straighten=not args.no_straighten,
+            smooth=args.smooth_passes if args.smooth else 0,
+        )
     for note in sorted({n for line in lines for n in line.notices}):
         print(f"note: {note}", file=sys.stderr)
     capped = [line.text for line in lines if not line.stopped_by_window]
     if capped:
         print(f"note: {len(capped)} line(s) reached the length cap before the model finished them", file=sys.stderr)
-    _save_lines(Path(args.output), [line.strokes for line in lines], args.width, args.colour, " / ".join(texts))
-    print(f"wrote {args.output}")
+    for page in pages:
+        for note in page.notes:
+            print(f"note: page {page.number}: {note}", file=sys.stderr)
+    paths = _page_paths(output, len(pages))
+    if len(pages) > 1:
+        print(f"note: the text took {len(pages)} pages: {paths[0].name} to {paths[-1].name}", file=sys.stderr)
+    for page, path in zip(pages, paths, strict=True):
+        _save_page(path, page, args, pen_width, " / ".join(t for t in page.texts if t))
+        print(f"wrote {path}")
     return 0
+
+
+def _save_page(path, page, args: argparse.Namespace, pen_width: float, title: str) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        from engine.formats.svg import write_page_svg
+
+        write_page_svg(path, page, stroke_width=pen_width, colour=args.colour, title=title)
+    elif suffix == ".png":
+        from PIL import ImageColor
+
+        from engine.formats.png import write_page_png
+
+        write_page_png(path, page, dpi=args.dpi, stroke_width=pen_width, colour=ImageColor.getrgb(args.colour))
+    elif suffix == ".inkml":
+        from engine.formats.inkml import write_inkml
+
+        write_inkml(path, page, title=title)
+    elif suffix == ".gcode":
+        from engine.formats.gcode import PenCommands, write_gcode
+
+        pen = PenCommands(args.pen_up.replace("\\n", "\n"), args.pen_down.replace("\\n", "\n"))
+        write_gcode(path, page, pen=pen, feed=args.feed, travel_feed=args.travel_feed, origin=args.origin, title=title)
+    else:
+        raise ValueError(f"unknown output format {suffix!r}: use {', '.join(OUTPUT_SUFFIXES)}")
 
 
 def _save_lines(path, strokes, width: float, colour: str, title: str) -> None:

@@ -51,3 +51,41 @@ def write_png(path: str | Path, lines: list[list[np.ndarray]], **kwargs) -> None
     buffer = io.BytesIO()
     render_lines(lines, **kwargs).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def render_page(
+    page,
+    dpi: float = 150.0,
+    stroke_width: float = 0.4,
+    colour: tuple[int, int, int] = (26, 26, 64),
+    supersample: int = 2,
+) -> Image.Image:
+    """An RGB image of a :class:`~engine.handwriting.page.Page` at ``dpi``: round(mm / 25.4 * dpi) pixels each
+    way; ``stroke_width`` in mm."""
+    if not dpi > 0:
+        raise ValueError(f"the resolution must be positive, not {dpi} dpi")
+    px_per_mm = dpi / 25.4
+    size = (max(1, round(page.width * px_per_mm)), max(1, round(page.height * px_per_mm)))
+    k = px_per_mm * supersample
+    image = Image.new("RGB", (size[0] * supersample, size[1] * supersample), "white")
+    draw = ImageDraw.Draw(image)
+    width = max(1, round(stroke_width * k))
+    r = width / 2
+    for stroke in page.strokes:
+        if len(stroke) == 0:
+            continue
+        pts = [tuple(p) for p in (np.asarray(stroke) * k).tolist()]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=width, joint="curve")
+        for x, y in (pts[0], pts[-1]):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    if supersample > 1:
+        image = image.resize(size, Image.LANCZOS)
+    return image
+
+
+def write_page_png(path: str | Path, page, dpi: float = 150.0, **kwargs) -> None:
+    """Write one page as PNG at ``dpi`` (recorded in the file, so it prints at its real size)."""
+    buffer = io.BytesIO()
+    render_page(page, dpi=dpi, **kwargs).save(buffer, format="PNG", dpi=(dpi, dpi))
+    atomic_write_bytes(path, buffer.getvalue())

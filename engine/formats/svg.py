@@ -62,3 +62,29 @@ def svg_document(
 
 def write_svg(path: str | Path, lines: list[list[np.ndarray]], **kwargs) -> None:
     atomic_write_text(path, svg_document(lines, **kwargs))
+
+
+def page_svg_document(page, stroke_width: float = 0.4, colour: str = "#1a1a40", title: str = "") -> str:
+    """An SVG string for a :class:`~engine.handwriting.page.Page`: width and height in mm, viewBox in mm (one
+    user unit = 1 mm), one <path> per stroke; ``stroke_width`` in mm. The paths sit in a group scaled by 0.1:
+    their coordinates are tenths of a millimetre written with one decimal (0.01 mm precision, compact)."""
+    paths = []
+    for stroke in page.strokes:
+        if len(stroke) == 0:
+            continue
+        d = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in np.asarray(stroke) * 10.0)
+        paths.append(f'<path d="{d}"/>')
+    w, h = page.width, page.height
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:g}mm" height="{h:g}mm" viewBox="0 0 {w:g} {h:g}">\n'
+        f"<title>{escape(title)}</title>\n"
+        f'<rect x="0" y="0" width="{w:g}" height="{h:g}" fill="white"/>\n'
+        f'<g transform="scale(0.1)" fill="none" stroke="{escape(colour)}" stroke-width="{stroke_width * 10:g}" '
+        'stroke-linecap="round" stroke-linejoin="round">\n' + "\n".join(paths) + "\n</g>\n</svg>\n"
+    )
+
+
+def write_page_svg(path: str | Path, page, **kwargs) -> None:
+    """Write one page as SVG (see :func:`page_svg_document` for the options)."""
+    atomic_write_text(path, page_svg_document(page, **kwargs))
