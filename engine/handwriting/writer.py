@@ -7,6 +7,7 @@ lines[0].strokes                                    # list of (n, 2) arrays, sen
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,7 +18,7 @@ import numpy as np
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
-from engine.handwriting.sampling import Chunk, PrimedState, generate, stream
+from engine.handwriting.sampling import Chunk, MixtureParams, PrimedState, generate, prime_state, stream
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
 
@@ -67,6 +68,7 @@ class WrittenLine:
     notices: list[str] = field(default_factory=list)
     window: np.ndarray | None = None
     primed: bool = False
+    params: MixtureParams | None = None  # per step (first axis), when a generation job recorded them
 
     @property
     def strokes(self) -> list[np.ndarray]:
@@ -83,7 +85,7 @@ class HandwritingWriter:
         self.normalizer = Normalizer.from_dict(model.meta["normalizer"])
         self.convention: str = model.meta["convention"]
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
-        self._primed: tuple[Prime, PrimedState] | None = None
+        self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
@@ -97,16 +99,21 @@ class HandwritingWriter:
         prepared = [self.alphabet.prepare(t) for t in texts]
         return [p.text for p in prepared], [p.notices for p in prepared]
 
+    def primed_state(self, prime: Prime) -> PrimedState:
+        """The network's state after reading ``prime``: computed once, reused while the same prime comes back
+        (a page of lines, or job after job in the same style)."""
+        prime_text = self.alphabet.prepare(prime.text).text + " "
+        offsets = np.ascontiguousarray(prime.offsets, np.float32)
+        key = hashlib.sha1(prime_text.encode() + offsets.tobytes() + str(offsets.shape).encode()).hexdigest()
+        if self._primed is None or self._primed[0] != key:
+            state = prime_state(self.stepper, self.normalizer.normalize(offsets), self.alphabet.encode(prime_text))
+            self._primed = (key, state)
+        return self._primed[1]
+
     def _arguments(self, texts: list[str], prime: Prime | None):
         clean, notices = self.prepare(texts)
         chars = [self.alphabet.encode(t) for t in clean]
-        prime_kwargs = {}
-        if prime is not None:
-            prime_text = self.alphabet.prepare(prime.text).text + " "
-            prime_kwargs = {
-                "prime_inputs": self.normalizer.normalize(prime.offsets),
-                "prime_chars": self.alphabet.encode(prime_text),
-            }
+        prime_kwargs = {"primed": self.primed_state(prime)} if prime is not None else {}
         return clean, notices, chars, prime_kwargs
 
     def stream(
