@@ -109,6 +109,7 @@ class Trainer:
         self.model = HandwritingNet(config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
         self.state = TrainerState()
+        self._stop_requested = False
         self.lengths = np.array([len(s) for s in train.strokes])
         n_val = min(settings.validate_lines, len(validation))
         self.validation_index = np.arange(n_val)
@@ -200,7 +201,34 @@ class Trainer:
         return total / max(len(order), 1), total / max(points, 1)
 
     def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
-        """Train until ``minutes`` of wall time or ``steps`` more steps; checkpoints along the way."""
+        """Train until ``minutes`` of wall time or ``steps`` more steps; checkpoints along the way.
+
+        Ctrl+C or SIGTERM asks the loop to stop after the step in progress; it then saves a checkpoint,
+        so an interrupted run loses nothing and resumes exactly. A second Ctrl+C stops at once."""
+        import signal
+
+        self._stop_requested = False
+
+        def _request_stop(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            tqdm.write("stopping after this step (press Ctrl+C again to stop at once)")
+
+        handlers = {}
+        if _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, _request_stop)
+        try:
+            self._run(minutes, steps, progress)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if self._stop_requested:
+            tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
+            raise KeyboardInterrupt
+
+    def _run(self, minutes: float | None, steps: int | None, progress: bool) -> None:
         s = self.settings
         start = time.monotonic()
         base_wall = self.state.wall_time
@@ -212,8 +240,10 @@ class Trainer:
             batches = epoch_batches(self.lengths, s.batch_size, s.seed, self.state.epoch)
             while self.state.position < len(batches):
                 now = time.monotonic()
-                if (target_steps is not None and self.state.step >= target_steps) or (
-                    minutes is not None and now - start >= minutes * 60
+                if (
+                    self._stop_requested
+                    or (target_steps is not None and self.state.step >= target_steps)
+                    or (minutes is not None and now - start >= minutes * 60)
                 ):
                     self._finish(start, base_wall, recent)
                     bar.close()
@@ -262,6 +292,12 @@ class Trainer:
         if recent and self.settings.validate_lines > 0:
             self._record(recent)
         self.save()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _torch_save_atomic(obj, path: Path) -> None:

@@ -125,3 +125,37 @@ def test_training_stops_on_divergence(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "train_step", lambda index: float("nan"))
     with pytest.raises(FloatingPointError, match="diverged"):
         trainer.run(steps=3, progress=False)
+
+
+def test_sigterm_stops_after_the_step_saves_and_resumes_exactly(tmp_path):
+    import os
+    import signal
+    import threading
+
+    steps = 12
+    straight = make_tiny_trainer(tmp_path / "straight")
+    straight.run(steps=steps, progress=False)
+
+    interrupted = make_tiny_trainer(tmp_path / "interrupted")
+    original_step = interrupted.train_step
+
+    def step_then_signal(index):
+        loss = original_step(index)
+        if interrupted.state.step == 4:  # this call is step 5: the signal arrives while it finishes
+            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+            threading.Event().wait(0.2)
+        return loss
+
+    interrupted.train_step = step_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(steps=steps, progress=False)
+    assert 5 <= interrupted.state.step < steps
+    assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
+
+    resumed = make_tiny_trainer(tmp_path / "interrupted")
+    resumed.load(tmp_path / "interrupted" / "last.pt")
+    assert resumed.state.step == interrupted.state.step
+    resumed.run(steps=steps - resumed.state.step, progress=False)
+    end = _parameters(straight)
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, end[name]), name
