@@ -52,6 +52,42 @@ def sample_sheet(
     return sheet, {"stopped_by_window": stopped, "lines": total}
 
 
+def prediction_sheet(
+    model_path: str | Path | None, seeds: list[int], steps: int = 500, bias: float = 0.5
+) -> Image.Image:
+    """Unconditional samples of the prediction network (paper, section 4): handwriting-like strokes, no text."""
+    import numpy as np
+
+    from engine.handwriting.checkpoint import load_model_file
+    from engine.handwriting.preprocessing import Normalizer
+    from engine.handwriting.sampling import generate
+    from engine.handwriting.writer import make_stepper, offsets_to_strokes, shipped_model_path
+
+    path = Path(model_path) if model_path else shipped_model_path("prediction")
+    model = load_model_file(path)
+    stepper = make_stepper(model, "auto", "cpu", path)
+    normalizer = Normalizer.from_dict(model.meta["normalizer"])
+    images = []
+    for seed in seeds:
+        # The prediction network reads no text; the dummy characters only set the length cap.
+        result = generate(
+            stepper,
+            [np.zeros(60, np.int64)],
+            normalizer,
+            model.meta["config"]["chars_per_step"],
+            bias,
+            np.random.default_rng(seed),
+            max_steps=steps,
+        )
+        images.append(render_lines([offsets_to_strokes(result.offsets[0])], scale=0.16, stroke_width=2.0))
+    sheet = Image.new("RGB", (max(i.width for i in images) + 20, sum(i.height for i in images) + 20), "white")
+    y = 10
+    for image in images:
+        sheet.paste(image, (10, y))
+        y += image.height
+    return sheet
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default="docs/samples.png")
@@ -59,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--biases", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sentences", nargs="+", default=SENTENCES)
+    parser.add_argument("--prediction", action="store_true", help="unconditional samples of the prediction network")
     args = parser.parse_args(argv)
+    if args.prediction:
+        buffer = io.BytesIO()
+        prediction_sheet(args.model, args.seeds).save(buffer, format="PNG", optimize=True)
+        atomic_write_bytes(Path(args.output), buffer.getvalue())
+        print(f"wrote {args.output}")
+        return 0
     writer = HandwritingWriter.load(args.model)
     sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds)
     buffer = io.BytesIO()
