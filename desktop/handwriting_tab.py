@@ -22,9 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.stroke_view import StrokeView
+from desktop.style_library import StyleLibrary, StylePicker
 from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, write_job
 from engine.formats.png import write_png
 from engine.formats.svg import write_svg
+from engine.handwriting.styles import StyleError
 from engine.handwriting.writer import HandwritingWriter, shipped_model_path
 
 DEFAULT_TEXT = "Penwright writes by hand"
@@ -50,11 +52,18 @@ class HandwritingTab(QWidget):
 
     export_available = Signal(bool)
 
-    def __init__(self, model_path: str | Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        library: StyleLibrary | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.library = library or StyleLibrary(self)
         self._writer: HandwritingWriter | None = None
         self._result: WriteResult | None = None
         self._model_path: Path | None = None
+        self._written_style = ""  # the style of the job in flight (the picker may change meanwhile)
         self.runner = JobRunner(self)
         self._build()
         self.runner.busy_changed.connect(self._busy_changed)
@@ -92,8 +101,17 @@ class HandwritingTab(QWidget):
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self.variation_button)
 
+        self.style_picker = StylePicker(self.library)
+        self.style_picker.style_changed.connect(self._style_changed)
+        self.style_picker.error.connect(lambda message: self.set_status(message, "error"))
+        self.style_hint = QLabel()
+        self.style_hint.setWordWrap(True)
+        self.style_hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Style", self.style_picker)
+        form.addRow("", self.style_hint)
         form.addRow("Neatness", bias_row)
         form.addRow("Seed", seed_row)
 
@@ -151,12 +169,23 @@ class HandwritingTab(QWidget):
 
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, activated=self.write)
+        self._style_changed(self.style_picker.current)
 
     # --- state shown to the user ---------------------------------------------------------------------
 
     @property
     def bias(self) -> float:
         return self.bias_slider.value() / BIAS_STEPS_PER_UNIT
+
+    @property
+    def writer(self) -> HandwritingWriter | None:
+        """The loaded model (None while loading or when none could be loaded)."""
+        return self._writer
+
+    @property
+    def style_name(self) -> str:
+        """The chosen style, "" for the model's own hand."""
+        return self.style_picker.current
 
     @property
     def model_ready(self) -> bool:
@@ -187,6 +216,12 @@ class HandwritingTab(QWidget):
 
     def _show_bias(self) -> None:
         self.bias_label.setText(f"{self.bias:.2f}")
+
+    def _style_changed(self, name: str) -> None:
+        if name:
+            self.style_hint.setText("Writes in your style; raise Neatness to clean up your handwriting.")
+        else:
+            self.style_hint.setText("Make a style from your own handwriting in the My handwriting tab.")
 
     def _busy_changed(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -237,16 +272,26 @@ class HandwritingTab(QWidget):
         if not texts:
             self.set_status("Type some text to write first.", "error")
             return
+        prime = None
+        if self.style_name:
+            try:
+                prime = self.library.prime(self.style_name, self._writer)
+            except StyleError as exc:
+                self.set_status(str(exc), "error")
+                return
         self._set_result(None)
+        self._written_style = self.style_name if prime is not None else ""
         self.view.begin(len(texts))
         noun = "line" if len(texts) == 1 else "lines"
-        self.set_status(f"Writing {len(texts)} {noun}…")
+        style = f" in the style {self.style_name!r}" if prime is not None else ""
+        self.set_status(f"Writing {len(texts)} {noun}{style}…")
         self.runner.submit(
             write_job,
             self._writer,
             texts,
             self.bias,
             self.seed_spin.value(),
+            prime,
             on_yield=self._progress,
             on_return=self._written,
             on_error=self._write_failed,
@@ -273,7 +318,8 @@ class HandwritingTab(QWidget):
         noun = "line" if len(result.lines) == 1 else "lines"
         message = (
             f"Wrote {len(result.lines)} {noun} in {result.seconds:.1f} s "
-            f"(neatness {result.bias:.2f}, seed {result.seed})."
+            f"({'style ' + repr(self._written_style) + ', ' if result.primed else ''}"
+            f"neatness {result.bias:.2f}, seed {result.seed})."
         )
         notes = list(result.notices)
         if result.capped_lines:

@@ -1,4 +1,4 @@
-"""The main window: one tab per task (Handwriting now, Segmentation later) and the menus they share."""
+"""The main window: one tab per task (Handwriting, My handwriting; Segmentation later) and the shared menus."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QWidget
 
 from desktop.about import AboutDialog
 from desktop.handwriting_tab import HandwritingTab
+from desktop.style_library import StyleLibrary
+from desktop.style_panel import StylePanel
 
 
 class MainWindow(QMainWindow):
@@ -18,8 +20,11 @@ class MainWindow(QMainWindow):
         self.resize(1120, 680)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.handwriting = HandwritingTab(model_path)
+        self.styles = StyleLibrary(self)
+        self.handwriting = HandwritingTab(model_path, self.styles)
         self.tabs.addTab(self.handwriting, "Handwriting")
+        self.my_handwriting = StylePanel(self.styles, lambda: self.handwriting.writer)
+        self.tabs.addTab(self.my_handwriting, "My handwriting")
         self.setCentralWidget(self.tabs)
         self._build_menus()
 
@@ -60,4 +65,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         self.handwriting.shutdown()
+        self.my_handwriting.canvas.flush()
         super().closeEvent(event)

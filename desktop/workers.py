@@ -22,7 +22,7 @@ from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 from desktop.strokes import LineStrokes
 from engine.handwriting.alphabet import UnknownCharactersError
 from engine.handwriting.checkpoint import ModelFileError
-from engine.handwriting.writer import HandwritingWriter, shipped_model_path
+from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
 
 
 class JobError(Exception):
@@ -101,19 +101,29 @@ class WriteResult:
     notices: list[str] = field(default_factory=list)
     capped_lines: list[int] = field(default_factory=list)  # lines the length cap stopped, 0-based
     seconds: float = 0.0
+    primed: bool = False  # written in a style (after reading the user's handwriting)
 
 
 def write_job(
-    writer: HandwritingWriter, texts: list[str], bias: float, seed: int | None, chunk_steps: int = 16
+    writer: HandwritingWriter,
+    texts: list[str],
+    bias: float,
+    seed: int | None,
+    prime: Prime | None = None,
+    chunk_steps: int = 16,
 ) -> Generator[WriteProgress, None, WriteResult]:
-    """Stream the writer's chunks as stroke updates; engine errors come out as :class:`JobError`."""
+    """Stream the writer's chunks as stroke updates; engine errors come out as :class:`JobError`.
+
+    With a ``prime`` (a style) the network first reads the user's handwriting, then continues in it; a
+    primed line starts with the pen up, as the engine's own strokes do.
+    """
     try:
         started = time.perf_counter()
         clean, per_line_notices = writer.prepare(texts)
         notices = sorted({n for ns in per_line_notices for n in ns})
-        builders = [LineStrokes() for _ in clean]
+        builders = [LineStrokes(pen_down_at_start=prime is None) for _ in clean]
         stopped_by_window = np.zeros(len(clean), bool)
-        for chunk in writer.stream(clean, bias=bias, seed=seed, chunk_steps=chunk_steps):
+        for chunk in writer.stream(clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps):
             updates = []
             for i, offsets in enumerate(chunk.offsets):
                 if len(offsets):
@@ -123,7 +133,8 @@ def write_job(
             yield WriteProgress(updates, [bool(d) for d in chunk.done], chunk.steps)
         capped = [i for i, by_window in enumerate(stopped_by_window) if not by_window]
         seconds = time.perf_counter() - started
-        return WriteResult(clean, [b.strokes for b in builders], bias, seed, notices, capped, seconds)
+        lines = [b.strokes for b in builders]
+        return WriteResult(clean, lines, bias, seed, notices, capped, seconds, primed=prime is not None)
     except Exception as exc:  # GeneratorExit (cancellation) is a BaseException and passes through
         raise JobError(readable_error(exc)) from exc
 

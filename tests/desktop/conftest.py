@@ -50,3 +50,9 @@ def tab(qtbot, tiny_synthesis_model):
     qtbot.waitUntil(lambda: widget.model_ready, timeout=20000)
     yield widget
     widget.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path, monkeypatch) -> None:
+    """Each test its own styles folder and canvas autosave, so no test sees another's ink."""
+    monkeypatch.setenv("PENWRIGHT_DATA_DIR", str(tmp_path / "penwright-data"))

@@ -1,0 +1,152 @@
+"""Styles in the window: save the canvas as a style, pick it, write primed with it; readable refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from desktop_helpers import LINE_WORDS, mouse_stroke, tablet_device, tablet_stroke, write_and_wait
+
+from desktop.handwriting_tab import HandwritingTab
+from desktop.main_window import MainWindow
+from desktop.style_library import NO_STYLE, StyleLibrary
+from desktop.style_panel import StylePanel
+from engine.handwriting.styles import list_styles, load_named_style
+from engine.handwriting.writer import HandwritingWriter
+
+
+@pytest.fixture
+def library():
+    return StyleLibrary()
+
+
+@pytest.fixture
+def styled_tab(qtbot, tiny_synthesis_model, library):
+    widget = HandwritingTab(tiny_synthesis_model, library)
+    qtbot.addWidget(widget)
+    widget.resize(900, 500)
+    widget.show()
+    qtbot.waitUntil(lambda: widget.model_ready, timeout=20000)
+    yield widget
+    widget.shutdown()
+
+
+@pytest.fixture
+def panel(qtbot, library, styled_tab):
+    widget = StylePanel(library, lambda: styled_tab.writer)
+    qtbot.addWidget(widget)
+    widget.resize(800, 560)
+    widget.show()
+    return widget
+
+
+def write_line(panel: StylePanel, text: str = "abc cab", name: str = "Mine") -> None:
+    pen = tablet_device()
+    for word in LINE_WORDS:
+        tablet_stroke(panel.canvas, pen, word, list(np.linspace(0.3, 0.9, len(word))))
+    panel.text_edit.setText(text)
+    panel.name_edit.setText(name)
+
+
+def test_a_saved_style_appears_in_the_pickers_and_is_chosen(panel, styled_tab) -> None:
+    assert styled_tab.style_picker.combo.itemText(0) == NO_STYLE and styled_tab.style_name == ""
+    write_line(panel)
+    panel.save_button.click()
+    assert panel.status_kind == "info" and "Saved the style 'Mine'" in panel.status_text
+    assert list_styles() == ["Mine"]
+    style = load_named_style("Mine")
+    assert style.text == "abc cab" and len(style.strokes) == 2 and style.source["device"] == "tablet"
+    assert style.cached_prime is not None  # checked against the loaded model and ready to use
+    assert styled_tab.style_picker.names() == ["Mine"] and styled_tab.style_name == "Mine"
+    assert panel.picker.names() == ["Mine"]
+
+
+def test_writing_with_a_style_primes_the_writer(qtbot, panel, styled_tab, tiny_synthesis_model) -> None:
+    write_line(panel)
+    panel.save_style()
+    styled_tab.seed_spin.setValue(5)
+    write_and_wait(qtbot, styled_tab, "ba cab")
+    primed = styled_tab.result
+    assert primed is not None and primed.primed, styled_tab.status_text
+    assert "style 'Mine'" in styled_tab.status_text
+
+    writer = HandwritingWriter.load(tiny_synthesis_model)
+    prime = load_named_style("Mine").prime(writer.convention, writer.alphabet)
+    expected = writer.write(["ba cab"], bias=styled_tab.bias, seed=5, prime=prime)[0].strokes
+    assert len(primed.lines[0]) == len(expected)
+    for got, want in zip(primed.lines[0], expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+    styled_tab.style_picker.select("")
+    write_and_wait(qtbot, styled_tab, "ba cab")
+    plain = styled_tab.result
+    assert plain is not None and not plain.primed
+    same = len(plain.lines[0]) == len(primed.lines[0]) and all(
+        a.shape == b.shape and np.allclose(a, b) for a, b in zip(plain.lines[0], primed.lines[0], strict=True)
+    )
+    assert not same  # the same seed writes differently once primed
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "ink", "expected"),
+    [
+        ("abc cab", "Mine", False, "Write a line on the canvas first."),
+        ("abc cab", "", True, "Give the style a name."),
+        ("", "Mine", True, "A style needs the text of its handwriting."),
+        ("abc cab abc cab abc cab abc cab abc cab", "Mine", True, "The text is too long for the ink"),
+        ("ab", "Mine", True, "The text is too short for the ink"),
+        ("abc xyz", "Mine", True, "'x'"),
+        ("abc cab", "...", True, "cannot be used as a style name"),
+    ],
+)
+def test_bad_styles_are_refused_with_readable_messages(panel, text, name, ink, expected) -> None:
+    if ink:
+        for word in LINE_WORDS:
+            mouse_stroke(panel.canvas, word)
+    panel.text_edit.setText(text)
+    panel.name_edit.setText(name)
+    panel.save_style()
+    assert panel.status_kind == "error"
+    assert expected in panel.status_text and "Traceback" not in panel.status_text
+    assert not panel.status_text[0].islower()  # a sentence, not a raw exception text
+    assert list_styles() == []
+
+
+def test_replacing_a_style_asks_first(panel) -> None:
+    write_line(panel)
+    panel.save_style()
+    asked: list[str] = []
+    panel.confirm_overwrite = lambda name: asked.append(name) or False
+    panel.save_style()
+    assert asked == ["Mine"] and "Saved" in panel.status_text  # nothing changed, the old message stays
+    panel.confirm_overwrite = lambda name: True
+    panel.text_edit.setText("cab abc")
+    panel.save_style()
+    assert load_named_style("Mine").text == "cab abc"
+
+
+def test_deleting_a_style_from_the_picker(panel, styled_tab) -> None:
+    write_line(panel)
+    panel.save_style()
+    picker = styled_tab.style_picker
+    picker.confirm = lambda name: True
+    picker.delete_button.click()
+    assert list_styles() == [] and picker.names() == [] and panel.picker.names() == []
+    assert picker.current == "" and not picker.delete_button.isEnabled()
+
+
+def test_a_damaged_style_file_is_reported_when_writing(qtbot, panel, styled_tab) -> None:
+    write_line(panel)
+    panel.save_style()
+    from engine.handwriting.styles import style_path
+
+    style_path("Mine").write_text("{not json")
+    write_and_wait(qtbot, styled_tab, "abc")
+    assert styled_tab.status_kind == "error" and "The style 'Mine' cannot be used" in styled_tab.status_text
+
+
+def test_the_window_has_a_my_handwriting_tab_sharing_the_styles(qtbot, tmp_path) -> None:
+    window = MainWindow(tmp_path / "no-model.npz")
+    qtbot.addWidget(window)
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Handwriting", "My handwriting"]
+    assert window.my_handwriting.library is window.handwriting.library
+    window.close()
