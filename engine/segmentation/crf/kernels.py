@@ -1,0 +1,45 @@
+"""Pixel features of the dense CRF's two Gaussian kernels, as crfasrnn defines them.
+
+Spatial (smoothness) kernel: position / theta_gamma. Bilateral (appearance) kernel: position / theta_alpha
+and RGB (0-255 scale) / theta_beta. Position is (x, y) in pixels of the image the CRF runs on; the thetas
+are in those pixels, so a working resolution must scale theta_alpha and theta_gamma with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.segmentation.crf.permutohedral import Lattice, build_lattice, filter_lattice
+
+
+def positions(height: int, width: int) -> np.ndarray:
+    """(H*W, 2) pixel coordinates (x, y), row-major like a flattened H x W image."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float64)
+
+
+def spatial_features(height: int, width: int, theta_gamma: float) -> np.ndarray:
+    return positions(height, width) / theta_gamma
+
+
+def bilateral_features(image: np.ndarray, theta_alpha: float, theta_beta: float) -> np.ndarray:
+    """image: H x W x 3 RGB in 0-255 (uint8 or float)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+    h, w, _ = image.shape
+    rgb = image.reshape(-1, 3).astype(np.float64) / theta_beta
+    return np.concatenate([positions(h, w) / theta_alpha, rgb], axis=1)
+
+
+class NormalisedKernel:
+    """A lattice plus crfasrnn's normalisation 1 / (K 1 + 1e-20): filtering a constant returns it."""
+
+    def __init__(self, features: np.ndarray) -> None:
+        self.lattice: Lattice = build_lattice(features)
+        self.norm = 1.0 / (filter_lattice(self.lattice, np.ones((self.lattice.points, 1))) + 1e-20)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        out = filter_lattice(self.lattice, values)
+        out *= self.norm.astype(out.dtype, copy=False)
+        return out
