@@ -21,11 +21,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import settings
+from desktop.page_document import PageDocument, PageDocumentError
+from desktop.playback import Playback, PlaybackBar
 from desktop.stroke_view import StrokeView
 from desktop.style_library import StyleLibrary, StylePicker
 from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, write_job
 from engine.formats.png import write_png
 from engine.formats.svg import write_svg
+from engine.handwriting.page import PageGeometry
 from engine.handwriting.styles import StyleError
 from engine.handwriting.writer import HandwritingWriter, shipped_model_path
 
@@ -51,6 +55,9 @@ class HandwritingTab(QWidget):
     """
 
     export_available = Signal(bool)
+    job_started = Signal(list)  # the texts being written (cleaned by the engine only once it runs)
+    job_progress = Signal(object)  # WriteProgress
+    job_finished = Signal(object)  # WriteResult
 
     def __init__(
         self,
@@ -64,8 +71,12 @@ class HandwritingTab(QWidget):
         self._result: WriteResult | None = None
         self._model_path: Path | None = None
         self._written_style = ""  # the style of the job in flight (the picker may change meanwhile)
+        self._requested_path: str | Path | None = model_path
+        self.page_geometry = PageGeometry()  # kept with saved pages; not edited here yet
+        self.backend, self.device = settings.runtime()
         self.runner = JobRunner(self)
         self._build()
+        self.restore_settings()
         self.runner.busy_changed.connect(self._busy_changed)
         self.load_model(model_path)
 
@@ -147,9 +158,16 @@ class HandwritingTab(QWidget):
         panel.setFixedWidth(340)
 
         self.view = StrokeView()
+        self.playback = Playback(self.view, self)
+        self.playback_bar = PlaybackBar(self.playback)
+        page = QVBoxLayout()
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(2)
+        page.addWidget(self.view, 1)
+        page.addWidget(self.playback_bar)
         body = QHBoxLayout()
         body.addWidget(panel)
-        body.addWidget(self.view, 1)
+        body.addLayout(page, 1)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -228,13 +246,37 @@ class HandwritingTab(QWidget):
 
     def _set_result(self, result: WriteResult | None) -> None:
         self._result = result
+        if result is None:
+            self.playback.clear()
+        else:
+            self.playback.load(result.lines)
         self.export_button.setEnabled(result is not None)
         self.export_available.emit(result is not None)
+
+    # --- settings ------------------------------------------------------------------------------------
+
+    def restore_settings(self) -> None:
+        """Neatness, seed and style as they were when the app last closed."""
+        self.bias_slider.setValue(round(settings.read("write/bias", DEFAULT_BIAS, float) * BIAS_STEPS_PER_UNIT))
+        self.seed_spin.setValue(settings.read("write/seed", 1, int))
+        self.style_picker.select(settings.read("write/style", ""))
+
+    def save_settings(self) -> None:
+        settings.write("write/bias", self.bias)
+        settings.write("write/seed", self.seed_spin.value())
+        settings.write("write/style", self.style_name)
+
+    def set_runtime(self, backend: str, device: str) -> None:
+        """Run the model on another backend or device: reloads it when either changed."""
+        if (backend, device) != (self.backend, self.device):
+            self.backend, self.device = backend, device
+            self.load_model(self._requested_path)
 
     # --- model ---------------------------------------------------------------------------------------
 
     def load_model(self, path: str | Path | None = None) -> None:
         """Load a synthesis model in the background; Write is enabled once it is ready."""
+        self._requested_path = path
         self._writer = None
         self._model_path = Path(path) if path else shipped_model_path("synthesis")
         self.write_button.setEnabled(False)
@@ -244,15 +286,22 @@ class HandwritingTab(QWidget):
         self.set_status("Loading the handwriting model…")
         self.model_label.setText(f"Model: {self._model_path.name} (loading…)")
         self.model_label.setToolTip(str(self._model_path))
-        self.runner.submit(load_job, path, on_return=self._model_loaded, on_error=self._model_failed)
+        self.runner.submit(
+            load_job, path, self.backend, self.device, on_return=self._model_loaded, on_error=self._model_failed
+        )
 
     def _model_loaded(self, writer: HandwritingWriter) -> None:
         self._writer = writer
         self.write_button.setEnabled(True)
         self.variation_button.setEnabled(True)
         self.view.show_message("Type some text and press Write.")
-        self.set_status(f"Model ready: {describe_model(writer)}.")
-        self.model_label.setText(f"Model: {self._model_path.name}, {describe_model(writer)}")
+        runtime = describe_runtime(writer)
+        notices = list(getattr(writer.stepper, "notices", []) or [])
+        if notices:
+            self.set_status(f"Model ready on {runtime}. Note: " + "; ".join(notices) + ".", "notice")
+        else:
+            self.set_status(f"Model ready: {describe_model(writer)}, running on {runtime}.")
+        self.model_label.setText(f"Model: {self._model_path.name}, {describe_model(writer)}; {runtime}")
 
     def _model_failed(self, message: str) -> None:
         self.view.show_message("No handwriting model is loaded.")
@@ -280,11 +329,16 @@ class HandwritingTab(QWidget):
                 self.set_status(str(exc), "error")
                 return
         self._set_result(None)
+        self.save_settings()
         self._written_style = self.style_name if prime is not None else ""
         self.view.begin(len(texts))
         noun = "line" if len(texts) == 1 else "lines"
         style = f" in the style {self.style_name!r}" if prime is not None else ""
         self.set_status(f"Writing {len(texts)} {noun}{style}…")
+        try:
+            self.job_started.emit(self._writer.prepare(texts)[0])  # the text as the model will read it
+        except ValueError:  # unknown characters: the job itself reports them
+            self.job_started.emit(texts)
         self.runner.submit(
             write_job,
             self._writer,
@@ -308,13 +362,15 @@ class HandwritingTab(QWidget):
     def _progress(self, progress: WriteProgress) -> None:
         for update in progress.updates:
             self.view.add(update.line, update.closed, update.open)
+        self.job_progress.emit(progress)
         finished = sum(progress.done)
         if finished < len(progress.done):
             self.set_status(f"Writing… {finished} of {len(progress.done)} lines done, {progress.steps} pen steps.")
 
     def _written(self, result: WriteResult) -> None:
-        self._set_result(result)
         self.view.finish()
+        self._set_result(result)
+        self.job_finished.emit(result)
         noun = "line" if len(result.lines) == 1 else "lines"
         message = (
             f"Wrote {len(result.lines)} {noun} in {result.seconds:.1f} s "
@@ -361,8 +417,53 @@ class HandwritingTab(QWidget):
             return
         self.set_status(f"Exported to {path}.")
 
+    # --- page documents ------------------------------------------------------------------------------
+
+    def page_document(self) -> PageDocument:
+        """What is needed to write this page again."""
+        text = self.text_edit.toPlainText()
+        return PageDocument(text, self.style_name, self.seed_spin.value(), self.bias, self.page_geometry)
+
+    def save_page(self, path: str | Path) -> bool:
+        try:
+            self.page_document().save(path)
+        except OSError as exc:
+            self.set_status(f"Could not save the page to {path}: {exc.strerror or exc}.", "error")
+            return False
+        self.set_status(f"Saved the page to {path}.")
+        return True
+
+    def open_page(self, path: str | Path) -> bool:
+        """Read a saved page into the controls and write it (once the model is ready)."""
+        try:
+            document = PageDocument.load(path)
+        except PageDocumentError as exc:
+            self.set_status(f"Could not open {path}: {exc}.", "error")
+            return False
+        self.text_edit.setPlainText(document.text)
+        self.bias_slider.setValue(round(document.bias * BIAS_STEPS_PER_UNIT))
+        self.seed_spin.setValue(min(max(document.seed, 0), MAX_SEED))
+        self.style_picker.select(document.style)
+        self.page_geometry = document.geometry
+        if document.style and self.style_name != document.style:
+            self.set_status(
+                f"Opened {path}, but the style {document.style!r} is not in your styles; "
+                "it is written in the model's own hand.",
+                "notice",
+            )
+        else:
+            self.set_status(f"Opened {path}.")
+        if self._writer is not None:
+            notice = (self.status_text, self.status_kind)
+            self.write()
+            if notice[1] == "notice":
+                self.set_status(notice[0], "notice")
+        return True
+
     def shutdown(self) -> None:
         """Stop background work before the window goes (a worker thread must not outlive Qt)."""
+        self.playback.stop()
+        self.save_settings()
         self.runner.shutdown()
 
 
@@ -374,3 +475,14 @@ def describe_model(writer: HandwritingWriter) -> str:
     if "step" in training:
         text += f", {training['step']:,} training steps"
     return text + f", {len(writer.alphabet)} characters"
+
+
+def describe_runtime(writer: HandwritingWriter) -> str:
+    """Which backend and device run the model, from the engine's stepper (ONNX: its provider; torch: its device)."""
+    stepper = writer.stepper
+    provider = getattr(stepper, "provider", None)
+    if provider is not None:
+        where = "GPU" if "CUDA" in str(provider) else "CPU"
+        return f"ONNX Runtime, {where} ({provider})"
+    device = str(getattr(stepper, "device", "cpu"))
+    return f"PyTorch, {'GPU' if device.startswith('cuda') else 'CPU'} ({device})"

@@ -3,8 +3,10 @@
     PENWRIGHT_SYNTHESIS_MODEL=model.npz xvfb-run -s "-screen 0 1280x800x24" \
         python -m desktop.screenshot docs/app-handwriting.png
     xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --canvas docs/app-pen-canvas.png
+    PENWRIGHT_SYNTHESIS_MODEL=model.npz xvfb-run -s "-screen 0 1600x900x24" \
+        python -m desktop.screenshot --insight attention --size 1560x760 docs/app-insight.png
 
-User data (styles, the canvas autosave) goes to a temporary folder, so a screenshot never touches yours.
+User data (styles, the canvas autosave, settings) goes to a temporary folder, so a screenshot never touches yours.
 
 Kept beside the app so the picture can be remade whenever the window changes.
 """
@@ -19,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEventLoop
+from PySide6.QtCore import QEventLoop, QSettings
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import MODEL_ENV
@@ -43,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--size", default="1120x680", help="window size WxH")
     parser.add_argument("--canvas", action="store_true", help="show the My handwriting tab with demo ink")
+    parser.add_argument("--insight", choices=("attention", "density"), help="open this insight plot beside the page")
     args = parser.parse_args(argv)
     os.environ["PENWRIGHT_DATA_DIR"] = tempfile.mkdtemp(prefix="penwright-screenshot-")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # settings too: the picture uses the defaults
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["PENWRIGHT_DATA_DIR"])
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Penwright")
     window = MainWindow(os.environ.get(MODEL_ENV) or None)
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.canvas:
         show_canvas(window)
     elif tab.model_ready:
+        if args.insight:
+            (window.attention_dock if args.insight == "attention" else window.density_dock).show()
         tab.text_edit.setPlainText(args.text.replace("\\n", "\n"))
         tab.seed_spin.setValue(args.seed)
         tab.write()

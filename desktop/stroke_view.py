@@ -44,11 +44,15 @@ class _Line:
         self.lo = np.array([np.inf, np.inf])
         self.hi = np.array([-np.inf, -np.inf])
         self.strokes = 0
+        self.points = 0  # closed strokes' points (the open stroke's are counted in open_points)
+        self.open_points = 0
 
     def add(self, closed: Sequence[np.ndarray], open_: Sequence[np.ndarray]) -> None:
         _append(self.closed, closed)
         self.open = _path_of(open_)
         self.strokes += len(closed)
+        self.points += sum(len(stroke) for stroke in closed)
+        self.open_points = sum(len(stroke) for stroke in open_)
         for stroke in (*closed, *open_):
             self.lo = np.minimum(self.lo, stroke.min(axis=0))
             self.hi = np.maximum(self.hi, stroke.max(axis=0))
@@ -56,6 +60,20 @@ class _Line:
     @property
     def empty(self) -> bool:
         return not np.isfinite(self.lo).all()
+
+
+def _bounds(strokes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    points = [np.asarray(stroke)[:, :2] for stroke in strokes if len(stroke)]
+    if not points:
+        return np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
+    every = np.concatenate(points)
+    return every.min(axis=0), every.max(axis=0)
+
+
+def _framed(line: _Line, lo: np.ndarray, hi: np.ndarray) -> _Line:
+    """The line with its bounds widened to the complete line's, so layout does not change as ink appears."""
+    line.lo, line.hi = np.minimum(line.lo, lo), np.maximum(line.hi, hi)
+    return line
 
 
 class StrokeView(QWidget):
@@ -72,6 +90,7 @@ class StrokeView(QWidget):
         self._lines: list[_Line] = []
         self._message = ""
         self._writing = False
+        self._frame: list[tuple[np.ndarray, np.ndarray]] | None = None  # per-line bounds fixed during playback
         self.updates_received = 0
 
     # --- content -------------------------------------------------------------------------------------
@@ -81,6 +100,7 @@ class StrokeView(QWidget):
         self._lines = [_Line() for _ in range(line_count)]
         self._message = ""
         self._writing = True
+        self._frame = None
         self.updates_received = 0
         self.update()
 
@@ -104,8 +124,26 @@ class StrokeView(QWidget):
             self.add(i, strokes)
         self.finish()
 
+    def show_partial(self, lines: Sequence[Sequence[np.ndarray]], frame: Sequence[Sequence[np.ndarray]]) -> None:
+        """Show ``lines`` (part of a page) laid out as the complete ``frame`` lines would be.
+
+        Playback draws a growing prefix of the page; fitting the page to the full ink keeps the letters
+        still instead of zooming as they appear.
+        """
+        self._frame = [_bounds(strokes) for strokes in frame]
+        self._lines = []
+        self._message = ""
+        self._writing = False
+        for strokes in lines:
+            line = _Line()
+            line.add(strokes, ())
+            self._lines.append(line)
+        self.updates_received += 1
+        self.update()
+
     def show_message(self, text: str) -> None:
         """Clear the page and show a short message on it (a hint, or why there is nothing to show)."""
+        self._frame = None
         self._lines = []
         self._message = text
         self._writing = False
@@ -119,6 +157,11 @@ class StrokeView(QWidget):
     def stroke_count(self) -> int:
         """Strokes on the page, counting each line's stroke in progress."""
         return sum(line.strokes + (0 if line.open.isEmpty() else 1) for line in self._lines)
+
+    @property
+    def point_count(self) -> int:
+        """Pen positions drawn on the page (what playback counts)."""
+        return sum(line.points + line.open_points for line in self._lines)
 
     @property
     def message(self) -> str:
@@ -140,6 +183,9 @@ class StrokeView(QWidget):
         painter.setBrush(PAPER)
         painter.drawRoundedRect(paper, 3, 3)
         inked = [(i, line) for i, line in enumerate(self._lines) if not line.empty]
+        if self._frame is not None:  # every line of the complete page takes its place, inked yet or not
+            lines = self._lines + [_Line() for _ in range(len(self._frame) - len(self._lines))]
+            inked = [(i, _framed(lines[i], lo, hi)) for i, (lo, hi) in enumerate(self._frame) if np.isfinite(lo).all()]
         if inked:
             self._paint_ink(painter, paper.adjusted(28, 24, -28, -24), inked)
         elif self._message:

@@ -22,6 +22,7 @@ from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 from desktop.strokes import LineStrokes
 from engine.handwriting.alphabet import UnknownCharactersError
 from engine.handwriting.checkpoint import ModelFileError
+from engine.handwriting.sampling import MixtureParams
 from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
 
 
@@ -57,8 +58,11 @@ def readable_error(exc: BaseException) -> str:
     return f"Something went wrong while writing ({exc.__class__.__name__}: {exc})."
 
 
-def load_job(path: str | Path | None) -> HandwritingWriter:
-    """Load a synthesis model (the shipped one when ``path`` is None); importing torch takes a moment."""
+def load_job(path: str | Path | None, backend: str = "auto", device: str = "auto") -> HandwritingWriter:
+    """Load a synthesis model (the shipped one when ``path`` is None); importing torch takes a moment.
+
+    ``backend`` "auto", "onnx" or "torch" and ``device`` "auto", "cpu" or "cuda", as the engine takes them.
+    """
     target = Path(path) if path else shipped_model_path("synthesis")
     if not target.exists():
         raise JobError(
@@ -66,7 +70,7 @@ def load_job(path: str | Path | None) -> HandwritingWriter:
             "or choose File → Load handwriting model…"
         )
     try:
-        return HandwritingWriter.load(target)
+        return HandwritingWriter.load(target, backend=backend, device=device)
     except Exception as exc:  # any failure here means "this file can't be used"; say why
         message = readable_error(exc)
         if not isinstance(exc, ModelFileError):
@@ -88,6 +92,22 @@ class WriteProgress:
     updates: list[LineUpdate]
     done: list[bool]
     steps: int
+    windows: list[np.ndarray] | None = None  # per line, this chunk's attention rows (steps, chars + 1)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What the network predicted at each step of each line, for the insight plots (recorded: measured free).
+
+    ``windows`` per line (steps, chars + 1); ``params`` per line, the mixture for each step in normalised
+    units; ``offsets`` per line (steps, 3) in sensor units; ``mean``/``std`` map normalised offsets to sensor.
+    """
+
+    windows: list[np.ndarray]
+    params: list[MixtureParams]
+    offsets: list[np.ndarray]
+    mean: tuple[float, float]
+    std: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,17 @@ class WriteResult:
     capped_lines: list[int] = field(default_factory=list)  # lines the length cap stopped, 0-based
     seconds: float = 0.0
     primed: bool = False  # written in a style (after reading the user's handwriting)
+    recording: Recording | None = None
+
+
+def _join(parts: list, empty: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts) if parts else empty
+
+
+def _join_params(parts: list[MixtureParams]) -> MixtureParams:
+    """One line's per-chunk mixtures as one (steps, ...) set."""
+    fields = ("eos", "pi", "mu", "sigma", "rho")
+    return MixtureParams(*(np.concatenate([getattr(p, name) for p in parts]) for name in fields))
 
 
 def write_job(
@@ -123,18 +154,38 @@ def write_job(
         notices = sorted({n for ns in per_line_notices for n in ns})
         builders = [LineStrokes(pen_down_at_start=prime is None) for _ in clean]
         stopped_by_window = np.zeros(len(clean), bool)
-        for chunk in writer.stream(clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps):
+        windows: list[list[np.ndarray]] = [[] for _ in clean]
+        params: list[list[MixtureParams]] = [[] for _ in clean]
+        offsets_so_far: list[list[np.ndarray]] = [[] for _ in clean]
+        stream = writer.stream(clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps, record=True)
+        for chunk in stream:
             updates = []
             for i, offsets in enumerate(chunk.offsets):
                 if len(offsets):
                     closed = builders[i].add(offsets)
                     updates.append(LineUpdate(i, closed, list(builders[i].open)))
+                    offsets_so_far[i].append(offsets)
+                    if chunk.params is not None:
+                        params[i].append(chunk.params[i])
+                    if chunk.window is not None and len(chunk.window[i]):
+                        windows[i].append(chunk.window[i])
             stopped_by_window = chunk.stopped_by_window
-            yield WriteProgress(updates, [bool(d) for d in chunk.done], chunk.steps)
+            yield WriteProgress(updates, [bool(d) for d in chunk.done], chunk.steps, chunk.window)
         capped = [i for i, by_window in enumerate(stopped_by_window) if not by_window]
         seconds = time.perf_counter() - started
         lines = [b.strokes for b in builders]
-        return WriteResult(clean, lines, bias, seed, notices, capped, seconds, primed=prime is not None)
+        recording = None
+        if all(params):
+            recording = Recording(
+                [_join(w, np.zeros((0, 0))) for w in windows],
+                [_join_params(p) for p in params],
+                [_join(o, np.zeros((0, 3), np.float32)) for o in offsets_so_far],
+                tuple(writer.normalizer.mean),
+                tuple(writer.normalizer.std),
+            )
+        return WriteResult(
+            clean, lines, bias, seed, notices, capped, seconds, primed=prime is not None, recording=recording
+        )
     except Exception as exc:  # GeneratorExit (cancellation) is a BaseException and passes through
         raise JobError(readable_error(exc)) from exc
 

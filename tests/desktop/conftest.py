@@ -56,3 +56,14 @@ def tab(qtbot, tiny_synthesis_model):
 def _own_data_dir(tmp_path, monkeypatch) -> None:
     """Each test its own styles folder and canvas autosave, so no test sees another's ink."""
     monkeypatch.setenv("PENWRIGHT_DATA_DIR", str(tmp_path / "penwright-data"))
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path):
+    """Each test its own settings ini file, never the user's."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "settings"
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder

@@ -1,0 +1,97 @@
+"""Settings persist (in a per-test ini file): backend and device reload the model; bias, seed, style, geometry."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from desktop import settings
+from desktop.handwriting_tab import HandwritingTab
+from desktop.main_window import MainWindow
+
+
+def test_settings_go_to_the_test_ini_file(settings_dir) -> None:
+    settings.write("model/backend", "torch")
+    assert settings.settings().format() == QSettings.Format.IniFormat
+    assert settings.settings().fileName().startswith(str(settings_dir))
+    assert settings.runtime() == ("torch", "auto")
+
+
+def test_unknown_stored_values_fall_back_to_defaults() -> None:
+    settings.write("model/backend", "tensorflow")
+    settings.write("write/seed", "many")
+    assert settings.runtime() == ("auto", "auto")
+    assert settings.read("write/seed", 1, int) == 1
+
+
+def test_bias_seed_and_style_survive_a_restart(qtbot, tab, tiny_synthesis_model) -> None:
+    tab.bias_slider.setValue(140)
+    tab.seed_spin.setValue(4242)
+    tab.shutdown()
+    again = HandwritingTab(tiny_synthesis_model)
+    qtbot.addWidget(again)
+    assert again.bias == 1.4 and again.seed_spin.value() == 4242 and again.style_name == ""
+    again.shutdown()
+
+
+def test_status_names_the_backend_and_device(tab) -> None:
+    assert "PyTorch, CPU (cpu)" in tab.status_text
+    assert "PyTorch" in tab.model_label.text()
+
+
+def test_settings_dialog_saves_and_reloads_the_model(qtbot, tiny_synthesis_model) -> None:
+    window = MainWindow(tiny_synthesis_model)
+    qtbot.addWidget(window)
+    tab = window.handwriting
+    qtbot.waitUntil(lambda: tab.model_ready, timeout=20000)
+    first = tab.writer
+    dialog = window.show_settings()
+    dialog.backend_box.setCurrentIndex(dialog.backend_box.findData("torch"))
+    dialog.device_box.setCurrentIndex(dialog.device_box.findData("cpu"))
+    dialog.accept()
+    assert settings.runtime() == ("torch", "cpu")
+    qtbot.waitUntil(lambda: tab.model_ready, timeout=20000)
+    assert tab.writer is not first and (tab.backend, tab.device) == ("torch", "cpu")
+    window.close()
+
+
+def test_unchanged_settings_do_not_reload(qtbot, tab) -> None:
+    writer = tab.writer
+    tab.set_runtime(tab.backend, tab.device)
+    assert tab.writer is writer and not tab.busy
+
+
+def test_onnx_without_an_export_says_so(qtbot, tiny_synthesis_model) -> None:
+    settings.write("model/backend", "onnx")
+    widget = HandwritingTab(tiny_synthesis_model)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.status_kind == "error", timeout=20000)
+    assert widget.status_text.startswith("Could not load the handwriting model") and not widget.model_ready
+    widget.shutdown()
+
+
+def restart(qtbot, window, tmp_path) -> MainWindow:
+    window.close()
+    again = MainWindow(tmp_path / "no-model.npz")
+    qtbot.addWidget(again)
+    again.show()
+    return again
+
+
+def test_window_geometry_survives_a_restart(qtbot, tmp_path) -> None:
+    window = MainWindow(tmp_path / "no-model.npz")
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(760, 520)  # within the offscreen screen: restoring clamps to the screen
+    again = restart(qtbot, window, tmp_path)
+    assert (again.width(), again.height()) == (760, 520)
+    again.close()
+
+
+def test_open_insight_docks_survive_a_restart(qtbot, tmp_path) -> None:
+    window = MainWindow(tmp_path / "no-model.npz")
+    qtbot.addWidget(window)
+    window.show()
+    window.attention_dock.show()
+    again = restart(qtbot, window, tmp_path)
+    assert again.attention_dock.isVisible() and not again.density_dock.isVisible()
+    again.close()
