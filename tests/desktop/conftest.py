@@ -47,7 +47,8 @@ def tab(qtbot, tiny_synthesis_model):
     qtbot.addWidget(widget)
     widget.resize(900, 500)
     widget.show()
-    qtbot.waitUntil(lambda: widget.model_ready, timeout=20000)
+    # The load job hands over the writer just before its worker reports finished: wait for both.
+    qtbot.waitUntil(lambda: widget.model_ready and not widget.busy, timeout=20000)
     yield widget
     widget.shutdown()
 
