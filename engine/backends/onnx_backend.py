@@ -152,8 +152,13 @@ class OnnxStepper:
         self._inputs = SYNTHESIS_INPUTS if self.synthesis else PREDICTION_INPUTS
         self._outputs = SYNTHESIS_OUTPUTS if self.synthesis else PREDICTION_OUTPUTS
         self._state_keys = STATE_KEYS[self.kind]
+        self._output_names = list(self._outputs)
         self.session = self._open(data, device, threads)
         self.provider: str = self.session.get_providers()[0]
+
+    @property
+    def description(self) -> str:
+        return f"ONNX Runtime {ort.__version__}, {self.provider}"
 
     # ----- session ------------------------------------------------------------------------------------------
     def _providers(self, device: str) -> list:
@@ -230,12 +235,14 @@ class OnnxStepper:
         return state
 
     def _run(self, x: np.ndarray, chars: np.ndarray | None, state: dict[str, np.ndarray]):
+        # The outputs come back in self._outputs' order: y, (phi,) then the state in self._state_keys' order.
         feed = {"x": np.ascontiguousarray(x, np.float32), **state}
         if self.synthesis:
             feed["chars"] = chars
-        out = dict(zip(self._outputs, self.session.run(list(self._outputs), feed), strict=True))
-        new_state = {k: out[k + "_out"] for k in self._state_keys}
-        return out["y"], out.get("phi"), new_state
+        out = self.session.run(self._output_names, feed)
+        if self.synthesis:
+            return out[0], out[1], dict(zip(self._state_keys, out[2:], strict=True))
+        return out[0], None, dict(zip(self._state_keys, out[1:], strict=True))
 
     # ----- the Stepper protocol ------------------------------------------------------------------------------
     def prime(self, inputs: np.ndarray, chars: np.ndarray):

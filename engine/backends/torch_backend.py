@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -18,16 +20,56 @@ def build_network(model: ModelFile, device: str = "cpu") -> HandwritingNet:
     return net.to(device).eval()
 
 
+def resolve_device(device: str = "auto") -> str:
+    """ "auto" -> "cuda" when torch sees a CUDA device, else "mps" when available, else "cpu"; others unchanged."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 class TorchStepper:
+    """The Stepper protocol over the PyTorch network. ``device``: "auto" (CUDA, else MPS, else the CPU),
+    "cpu", "cuda", "cuda:N" or "mps"; when the network cannot move there, it runs on the CPU and
+    ``notices`` says why. ``description`` names the backend and device in use ("PyTorch 2.x, cpu")."""
+
     def __init__(self, model: ModelFile, device: str = "cpu", threads: int | None = 1):
         # One step of a small batch is latency-bound: extra threads only add synchronisation (and on a
         # busy machine, 30x slower steps were measured with torch's default thread count).
         if threads:
             torch.set_num_threads(threads)
-        self.net = build_network(model, device)
-        self.device = device
+        self.notices: list[str] = []
+        wanted = resolve_device(device)
+        try:
+            self.net = build_network(model, wanted)
+            if wanted != "cpu":  # a device that fails often fails on its first computation
+                with torch.no_grad():
+                    self.net(
+                        torch.zeros((1, 1, 3), device=wanted),
+                        torch.zeros((1, 1), dtype=torch.int64, device=wanted) if self.net.synthesis else None,
+                        self.net.initial_state(1, wanted),
+                    )
+        except ModelFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the device means: use the CPU
+            if wanted == "cpu":
+                raise
+            text = f"PyTorch could not use the device {wanted!r} ({exc.__class__.__name__}: {exc}); using the CPU"
+            self.notices.append(text)
+            warnings.warn(text, RuntimeWarning, stacklevel=2)
+            wanted = "cpu"
+            self.net = build_network(model, wanted)
+        self.device = wanted
         self.mixtures = self.net.config.mixtures
         self.synthesis = self.net.synthesis
+
+    @property
+    def description(self) -> str:
+        return f"PyTorch {torch.__version__.split('+')[0]}, {self.device}"
 
     @torch.no_grad()
     def prime(self, inputs: np.ndarray, chars: np.ndarray):

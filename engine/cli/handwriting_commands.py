@@ -85,6 +85,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     write.add_argument("--seed", type=int, help="random seed: the same seed writes the same strokes")
     write.add_argument("--model", help="synthesis model file (default: the shipped one)")
     write.add_argument(
+        "--style",
+        metavar="FILE",
+        help="write in the style of FILE: a Penwright style (.penwright-style.json) or W3C InkML ink (.inkml)",
+    )
+    write.add_argument(
+        "--style-text",
+        metavar="TEXT",
+        help="what the InkML style file says (needed when the file has no transcription annotation)",
+    )
+    write.add_argument(
         "--backend",
         choices=["auto", "onnx", "torch"],
         default="auto",
@@ -95,7 +105,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="0.4mm",
         help="pen width: a length (0.4mm, 0.02in) or a number of CSS pixels (1/96 in; default %(default)s)",
     )
-    write.add_argument("--colour", default="#1a1a40")
+    write.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the network runs: auto (a GPU when there is one, else the CPU), cpu or cuda",
+    )
+    write.add_argument("--colour", "--color", dest="colour", default="#1a1a40", help="ink colour (default %(default)s)")
     page = write.add_argument_group("page")
     page.add_argument("--page", default="A4", help="A4, A5, Letter (add -landscape) or WxH with a unit: 200x100mm")
     page.add_argument("--margin", default="20mm", help="one length, or top,right,bottom,left (default %(default)s)")
@@ -193,6 +209,66 @@ def _read_text(args: argparse.Namespace) -> str:
     return "\n".join(arg.replace("\\n", "\n") for arg in args.text)
 
 
+INKML_TEXT_ANNOTATIONS = ("truth", "transcription", "text")
+
+
+def _inkml_text(path) -> str | None:
+    """The transcription an InkML file carries in an annotation (type truth, transcription or text), if any."""
+    import xml.etree.ElementTree as ET
+
+    from engine.formats.inkml import INKML_NS
+
+    root = ET.parse(path).getroot()
+    for annotation in root.iter(f"{{{INKML_NS}}}annotation"):
+        if annotation.get("type") in INKML_TEXT_ANNOTATIONS and (annotation.text or "").strip():
+            return " ".join(annotation.text.split())
+    return None
+
+
+def _read_style(path_text: str, style_text: str | None):
+    """--style FILE: a Penwright style file, or W3C InkML ink whose transcription is its annotation or
+    ``style_text``. Returns a Style; ValueError (one line) when the file cannot be a style."""
+    from pathlib import Path
+
+    from engine.handwriting.styles import STYLE_SUFFIX, Style, StyleError, load_style
+
+    path = Path(path_text)
+    if not path.is_file():
+        raise ValueError(f"the style file {path} does not exist")
+    try:
+        head = path.read_bytes()[:512].lstrip()
+    except OSError as exc:
+        raise ValueError(f"the style file {path} cannot be read: {exc.strerror or exc}") from exc
+    if path.name.lower().endswith((STYLE_SUFFIX, ".json")) or head.startswith(b"{"):
+        if style_text is not None:
+            raise ValueError("--style-text is for InkML styles: a Penwright style file holds its own text")
+        try:
+            return load_style(path)
+        except StyleError as exc:
+            raise ValueError(str(exc)) from exc
+    if path.suffix.lower() != ".inkml" and not head.startswith(b"<"):
+        raise ValueError(f"{path} is neither a Penwright style file (.penwright-style.json) nor InkML (.inkml)")
+    from engine.formats.inkml import InkmlError, read_inkml
+
+    try:
+        strokes = read_inkml(path)
+        text = style_text if style_text is not None else _inkml_text(path)
+    except InkmlError as exc:
+        raise ValueError(f"the style {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - XML errors of every kind: one line
+        raise ValueError(f"the style {path} is not readable InkML: {exc}") from exc
+    if not strokes:
+        raise ValueError(f"the style {path} holds no pen strokes")
+    if text is None or not text.strip():
+        raise ValueError(
+            f'the InkML file {path} does not say what is written (no transcription annotation): add --style-text "..."'
+        )
+    try:
+        return Style(name=path.stem, text=text, strokes=strokes, source={"file": path.name, "format": "inkml"})
+    except StyleError as exc:
+        raise ValueError(f"the style {path}: {exc}") from exc
+
+
 def _page_paths(path, count: int) -> list:
     if count == 1:
         return [path]
@@ -219,7 +295,18 @@ def _write(args: argparse.Namespace) -> int:
         from PIL import ImageColor
 
         ImageColor.getrgb(args.colour)  # a bad colour fails before the model runs
-    writer = HandwritingWriter.load(args.model, backend=args.backend)
+    style = _read_style(args.style, args.style_text) if args.style else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallbacks' warnings are printed as notes below
+        writer = HandwritingWriter.load(args.model, backend=args.backend, device=args.device)
+    prime = None
+    if style is not None:
+        from engine.handwriting.styles import StyleError
+
+        try:
+            prime = style.prime(writer.convention, writer.alphabet)
+        except StyleError as exc:
+            raise ValueError(f"the style {args.style}: {exc}") from exc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pages, lines = write_pages(
@@ -230,7 +317,11 @@ def _write(args: argparse.Namespace) -> int:
             args.seed,
             straighten=not args.no_straighten,
             smooth=args.smooth_passes if args.smooth else 0,
+            prime=prime,
         )
+    for notice in writer.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"using {writer.backend_description}", file=sys.stderr)
     for note in sorted({n for line in lines for n in line.notices}):
         print(f"note: {note}", file=sys.stderr)
     capped = [line.text for line in lines if not line.stopped_by_window]

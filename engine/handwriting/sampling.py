@@ -54,8 +54,11 @@ def mixture_params(y: np.ndarray, mixtures: int, bias: float = 0.0) -> MixturePa
     y = np.asarray(y, dtype=np.float64)
     M = mixtures
     e, logit_pi = y[:, 0], y[:, 1 : 1 + M]
-    mu = np.stack([y[:, 1 + M : 1 + 2 * M], y[:, 1 + 2 * M : 1 + 3 * M]], axis=-1)
-    log_sigma = np.stack([y[:, 1 + 3 * M : 1 + 4 * M], y[:, 1 + 4 * M : 1 + 5 * M]], axis=-1)
+    # (B, M, 2) filled in place: the same contiguous arrays np.stack made, without its per-call overhead
+    mu = np.empty((y.shape[0], M, 2))
+    mu[:, :, 0], mu[:, :, 1] = y[:, 1 + M : 1 + 2 * M], y[:, 1 + 2 * M : 1 + 3 * M]
+    log_sigma = np.empty((y.shape[0], M, 2))
+    log_sigma[:, :, 0], log_sigma[:, :, 1] = y[:, 1 + 3 * M : 1 + 4 * M], y[:, 1 + 4 * M : 1 + 5 * M]
     rho = np.tanh(y[:, 1 + 5 * M : 1 + 6 * M])
     scaled = logit_pi * (1.0 + bias)
     scaled -= scaled.max(axis=1, keepdims=True)
@@ -78,8 +81,9 @@ def draw(params: MixtureParams, rng: np.random.Generator) -> np.ndarray:
     mu, sigma, rho = params.mu[rows, k], params.sigma[rows, k], params.rho[rows, k]
     dx = mu[:, 0] + sigma[:, 0] * normals[:, 0]
     dy = mu[:, 1] + sigma[:, 1] * (rho * normals[:, 0] + np.sqrt(1 - rho**2) * normals[:, 1])
-    eos = (u_eos < params.eos).astype(np.float64)
-    return np.stack([dx, dy, eos], axis=1).astype(np.float32)
+    out = np.empty((B, 3), np.float32)
+    out[:, 0], out[:, 1], out[:, 2] = dx, dy, u_eos < params.eos
+    return out
 
 
 @dataclass
@@ -176,9 +180,14 @@ def stream(
     finishing = np.zeros(B, bool)
     by_window = np.zeros(B, bool)
     taken = np.zeros(B, int)
-    pending: list[list[np.ndarray]] = [[] for _ in range(B)]
     pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
     pending_params: list[list[np.ndarray]] = [[] for _ in range(B)]
+    low, high = -limit.astype(np.float32), limit.astype(np.float32)
+    rows = np.arange(B)
+    # the window's own characters per line (the position past the end is compared against them)
+    own = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+    chunk_x: list[np.ndarray] = []  # (B, 3) per step of the current chunk
+    chunk_active: list[np.ndarray] = []  # (B,) per step: which lines were still writing
     step = 0
     while not done.all():
         y, phi, state = stepper.step(x, state)
@@ -186,24 +195,28 @@ def stream(
             raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
         params = mixture_params(y, stepper.mixtures, bias)
         x = draw(params, rng)
-        x[:, :2] = np.clip(x[:, :2], -limit.astype(np.float32), limit.astype(np.float32))
+        x[:, :2] = np.clip(x[:, :2], low, high)
         step += 1
-        for b in np.flatnonzero(~done):
-            pending[b].append(x[b])
-            taken[b] += 1
-            if record:
+        active = ~done
+        chunk_x.append(x)
+        chunk_active.append(active)
+        taken += active
+        if record:
+            for b in np.flatnonzero(active):
                 pending_params[b].append(y[b])
                 if phi is not None:
                     pending_window[b].append(phi[b, : lengths[b] + 1])
-            if stepper.synthesis and phi is not None and not finishing[b]:
-                past_end = phi[b, lengths[b]]
-                if past_end > phi[b, : lengths[b]].max():
-                    finishing[b] = True
-                    by_window[b] = True
-            if finishing[b] and x[b, 2] > 0.5 or taken[b] >= caps[b]:
-                done[b] = True
+        if stepper.synthesis and phi is not None:
+            past_end = phi[rows, lengths]
+            before = np.where(own, phi[:, : own.shape[1]], -np.inf).max(axis=1)
+            fired = active & ~finishing & (past_end > before)
+            finishing |= fired
+            by_window |= fired
+        done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
         if step % chunk_steps == 0 or done.all():
-            offsets = [normalizer.denormalize(np.array(p, np.float32).reshape(-1, 3)) for p in pending]
+            xs, mask = np.stack(chunk_x), np.stack(chunk_active)
+            offsets = [normalizer.denormalize(xs[mask[:, b], b].reshape(-1, 3)) for b in range(B)]
+            chunk_x, chunk_active = [], []
             window = [np.array(w) for w in pending_window] if record and stepper.synthesis else None
             chunk_params = (
                 [mixture_params(np.array(p).reshape(-1, y.shape[1]), stepper.mixtures, bias) for p in pending_params]
@@ -211,7 +224,6 @@ def stream(
                 else None
             )
             yield Chunk(offsets, done.copy(), step, by_window.copy(), window, chunk_params)
-            pending = [[] for _ in range(B)]
             pending_window = [[] for _ in range(B)]
             pending_params = [[] for _ in range(B)]
 

@@ -351,6 +351,51 @@ def list_styles(folder: Path | None = None) -> list[str]:
     return sorted(p.name[: -len(STYLE_SUFFIX)] for p in folder.glob("*" + STYLE_SUFFIX))
 
 
+# ----- preset styles (shipped with the app, read-only) ----------------------------------------------------------
+def presets_dir() -> Path:
+    """resources/styles: the preset styles that ship with the app (lines the shipped model wrote itself; see
+    engine.handwriting.presets). Read-only: works installed, editable and frozen; may not exist."""
+    from importlib import resources
+
+    return Path(str(resources.files("resources").joinpath("styles")))
+
+
+@dataclass(frozen=True)
+class StyleEntry:
+    """One style a picker can offer: ``preset`` ones ship with the app and cannot be changed or deleted."""
+
+    name: str
+    path: Path
+    preset: bool = False
+
+
+def _entries(folder: Path, preset: bool) -> list[StyleEntry]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (StyleEntry(p.name[: -len(STYLE_SUFFIX)], p, preset) for p in folder.glob("*" + STYLE_SUFFIX)),
+        key=lambda e: e.name,
+    )
+
+
+def list_presets(folder: Path | None = None) -> list[str]:
+    """Names of the preset styles, sorted (none when the app ships none)."""
+    return [e.name for e in _entries(folder or presets_dir(), True)]
+
+
+def load_preset(name: str, folder: Path | None = None) -> Style:
+    path = (folder or presets_dir()) / (safe_style_name(name) + STYLE_SUFFIX)
+    if not path.exists():
+        raise StyleError(f"there is no preset style named {name!r}")
+    return load_style(path)
+
+
+def list_style_entries(folder: Path | None = None, presets_folder: Path | None = None) -> list[StyleEntry]:
+    """The presets (sorted, marked ``preset``) then the user's saved styles (sorted). A user style may share a
+    preset's name: both are listed, told apart by ``preset``."""
+    return _entries(presets_folder or presets_dir(), True) + _entries(folder or styles_dir(), False)
+
+
 def save_named_style(style: Style, overwrite: bool = False, folder: Path | None = None) -> Path:
     path = style_path(style.name, folder)
     if path.exists() and not overwrite:

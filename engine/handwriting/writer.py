@@ -95,6 +95,16 @@ class HandwritingWriter:
         model = load_model_file(path)
         return cls(model, make_stepper(model, backend, device, path))
 
+    @property
+    def backend_description(self) -> str:
+        """Which backend runs the network, and on which device: "ONNX Runtime 1.x, CPUExecutionProvider"."""
+        return getattr(self.stepper, "description", type(self.stepper).__name__)
+
+    @property
+    def notices(self) -> list[str]:
+        """Why the backend or device in use is not the one asked for (empty when it is)."""
+        return list(getattr(self.stepper, "notices", []))
+
     def prepare(self, texts: list[str]) -> tuple[list[str], list[list[str]]]:
         prepared = [self.alphabet.prepare(t) for t in texts]
         return [p.text for p in prepared], [p.notices for p in prepared]
@@ -181,7 +191,8 @@ def make_stepper(model: ModelFile, backend: str = "torch", device: str = "cpu", 
 
     "onnx" runs ``<model stem>.onnx`` beside the model file at ``path`` (with its manifest; export it with
     ``python -m engine.backends.onnx_export MODEL.npz``); "auto" prefers it when it exists and onnxruntime
-    imports, else torch. ``device``: "cpu", "cuda" (torch and ONNX) or "auto" (ONNX: CUDA when available).
+    imports, else torch. ``device``: "cpu", "cuda" (torch and ONNX) or "auto" (CUDA when available; torch also
+    tries MPS); a device that fails falls back to the CPU with a notice (the stepper's ``notices``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
@@ -203,4 +214,4 @@ def make_stepper(model: ModelFile, backend: str = "torch", device: str = "cpu", 
         if backend == "auto" and onnx_file is not None:
             hint = f" (and there is no exported {onnx_file.name} beside the model file)"
         raise RuntimeError(f"the PyTorch backend needs torch: pip install 'penwright[torch]'{hint}") from exc
-    return TorchStepper(model, "cpu" if device == "auto" else device)
+    return TorchStepper(model, device)

@@ -1,0 +1,193 @@
+"""How fast Penwright writes: ONNX Runtime against PyTorch eager, one thread, in one run (under 40 s).
+
+    python bench/handwriting_speed.py                      # the shipped model (resources/models)
+    python bench/handwriting_speed.py --model runs/synthesis-skip2/best.npz
+
+The model is copied to a temporary folder and exported to ONNX there when it has no ``.onnx`` beside it
+(exporting needs torch and takes a few seconds; it is not part of any figure). Measured, at one thread:
+
+* per-step time of the network, torch vs ONNX (one stream, batch 1, the Stepper protocol, 300 steps);
+* generated points per second for one stream with ONNX (``HandwritingWriter.write``, sampling included);
+* a page of 10 lines written as one batch vs the same 10 lines one by one (throughput ratio, points/s);
+* time to the first streamed chunk (16 steps) with a warm engine and a cached primed style;
+* engine start time: a fresh process importing the engine and loading the model with the ONNX backend.
+
+Prints a table with the targets, then ``ratio=X`` last: X is ONNX's speed-up per step over PyTorch eager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+SHIPPED = REPO / "resources" / "models" / "handwriting-synthesis.npz"
+LINE = "The quick brown fox jumps over the lazy dog"
+PAGE = [
+    "Sphinx of black quartz, judge my vow",
+    "Pack my box with five dozen liquor jugs",
+    "How vexingly quick daft zebras jump",
+    "The five boxing wizards jump quickly",
+    "Jackdaws love my big sphinx of quartz",
+    "A wizard's job is to vex chumps quickly",
+    "Bright vixens jump; dozy fowl quack",
+    "Quick zephyrs blow, vexing daft Jim",
+    "Waltz, bad nymph, for quick jigs vex",
+    "Glib jocks quiz nymph to vex dwarf",
+]
+TARGETS = {"ratio": 1.5, "points": 1500.0, "batch": 4.0, "first_chunk_ms": 50.0, "start_s": 1.0}
+
+
+def per_step_seconds(stepper, chars: np.ndarray, steps: int, repeats: int = 3) -> float:
+    """Best of ``repeats`` mean step times over ``steps`` steps (after a few warm-up steps)."""
+    best = float("inf")
+    x = np.zeros((1, 3), np.float32)
+    for _ in range(repeats):
+        state = stepper.start(chars[None])
+        for _ in range(5):
+            _, _, state = stepper.step(x, state)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _, _, state = stepper.step(x, state)
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def points_of(lines) -> int:
+    return sum(len(line.offsets) for line in lines)
+
+
+def start_time(model: Path) -> tuple[float, float]:
+    """(import + load seconds inside a fresh process, the whole process's wall seconds)."""
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from engine.handwriting.writer import HandwritingWriter\n"
+        f"HandwritingWriter.load({str(model)!r}, backend='onnx')\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help=f"synthesis model file (default {SHIPPED.relative_to(REPO)})")
+    parser.add_argument("--steps", type=int, default=300, help="steps per per-step measurement")
+    args = parser.parse_args(argv)
+    source = Path(args.model) if args.model else SHIPPED
+    if not source.exists():
+        parser.error(f"no model at {source}: give --model PATH")
+
+    from engine.backends.onnx_backend import OnnxStepper
+    from engine.backends.torch_backend import TorchStepper
+    from engine.handwriting.checkpoint import load_model_file
+    from engine.handwriting.writer import HandwritingWriter, Prime
+
+    with tempfile.TemporaryDirectory(prefix="penwright-bench-") as tmp:
+        model_path = Path(tmp) / "synthesis.npz"
+        shutil.copyfile(source, model_path)
+        if source.with_suffix(".onnx").exists() and source.with_suffix(".onnx.json").exists():
+            shutil.copyfile(source.with_suffix(".onnx"), model_path.with_suffix(".onnx"))
+            shutil.copyfile(source.with_suffix(".onnx.json"), model_path.with_suffix(".onnx.json"))
+            exported = "its own .onnx"
+        else:
+            from engine.backends.onnx_export import export_onnx
+
+            t0 = time.perf_counter()
+            export_onnx(model_path)
+            exported = f"exported to ONNX here in {time.perf_counter() - t0:.1f} s (not in any figure)"
+        bench_start = time.perf_counter()
+        model = load_model_file(model_path)
+        writer = HandwritingWriter.load(model_path, backend="onnx", device="cpu")
+        chars = writer.alphabet.encode(writer.prepare([LINE])[0][0])
+
+        torch_step = per_step_seconds(TorchStepper(model, "cpu", threads=1), chars, args.steps)
+        onnx_step = per_step_seconds(OnnxStepper(model_path.with_suffix(".onnx"), model, "cpu"), chars, args.steps)
+
+        writer.write(["warm up"], bias=1.0, seed=0)
+        t0 = time.perf_counter()
+        single = writer.write([LINE], bias=1.0, seed=1)
+        single_s = time.perf_counter() - t0
+        points_per_s = points_of(single) / single_s
+
+        t0 = time.perf_counter()
+        batch = writer.write(PAGE, bias=1.0, seed=2)
+        batch_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        one_by_one = [line for i, text in enumerate(PAGE) for line in writer.write([text], bias=1.0, seed=10 + i)]
+        one_s = time.perf_counter() - t0
+        batch_rate, one_rate = points_of(batch) / batch_s, points_of(one_by_one) / one_s
+
+        # a primed style: the model's own line as the prime, its state cached by the warm writer
+        prime = Prime(single[0].offsets, single[0].text)
+        writer.primed_state(prime)
+        next(writer.stream(["warm up"], bias=1.0, seed=0, prime=prime))
+        firsts = []
+        for i in range(5):
+            t0 = time.perf_counter()
+            chunks = writer.stream([LINE], bias=1.0, seed=i, prime=prime, chunk_steps=16)
+            next(chunks)
+            firsts.append(time.perf_counter() - t0)
+            chunks.close()
+        first_chunk = float(np.median(firsts))
+        measured_s = time.perf_counter() - bench_start
+        load_s, process_s = start_time(model_path)
+
+    ratio = torch_step / onnx_step
+    cfg = model.meta["config"]
+    print(f"model: {source} ({cfg['layers']}x{cfg['hidden']} LSTM, {model.meta['convention']})")
+    print(f"engine: {writer.backend_description}; one thread; {exported}")
+    rows = [
+        ("per step, PyTorch eager (batch 1)", f"{torch_step * 1e3:.3f} ms", ""),
+        ("per step, ONNX Runtime (batch 1)", f"{onnx_step * 1e3:.3f} ms", ""),
+        ("ONNX speed-up per step", f"{ratio:.2f}x", f">= {TARGETS['ratio']}x", ratio >= TARGETS["ratio"]),
+        (
+            "points/s, one stream (ONNX)",
+            f"{points_per_s:,.0f} ({points_of(single)} pts in {single_s:.2f} s)",
+            f">= {TARGETS['points']:,.0f}",
+            points_per_s >= TARGETS["points"],
+        ),
+        ("points/s, page of 10 as one batch", f"{batch_rate:,.0f} ({batch_s:.2f} s)", ""),
+        ("points/s, the 10 lines one by one", f"{one_rate:,.0f} ({one_s:.2f} s)", ""),
+        (
+            "batch-of-10 throughput / one by one",
+            f"{batch_rate / one_rate:.2f}x",
+            f">= {TARGETS['batch']}x",
+            batch_rate / one_rate >= TARGETS["batch"],
+        ),
+        (
+            "first streamed chunk (warm, primed)",
+            f"{first_chunk * 1e3:.1f} ms",
+            f"< {TARGETS['first_chunk_ms']:.0f} ms",
+            first_chunk * 1e3 < TARGETS["first_chunk_ms"],
+        ),
+        (
+            "engine start (import + load, ONNX)",
+            f"{load_s:.2f} s (process {process_s:.2f} s)",
+            f"< {TARGETS['start_s']:.0f} s",
+            load_s < TARGETS["start_s"],
+        ),
+    ]
+    for row in rows:
+        name, value, target = row[:3]
+        verdict = ("met" if row[3] else "MISSED") if len(row) > 3 else ""
+        print(f"{name:38s} {value:34s} {target:10s} {verdict}")
+    print(f"measured in {measured_s:.1f} s")
+    print(f"ratio={ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
