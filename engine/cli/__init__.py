@@ -25,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a sample line to penwright-demo.svg instead of opening the window "
         "(what runs where there is no display)",
     )
+    parser.add_argument(
+        "--selftest",
+        nargs="?",
+        const="basic",
+        choices=("basic", "all"),
+        help="check the installed app offscreen (ONNX model, a written line, the window) and exit; "
+        "--selftest=all will add segmentation",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handwriting_commands.register(sub)
     segmentation_commands.register(sub)
@@ -35,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.selftest and args.command is None:
+            from desktop.selftest import run_selftest
+
+            return run_selftest(args.selftest)
         if args.command is None:
             if args.demo or not _display_available():
                 if not args.demo:

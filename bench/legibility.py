@@ -1,0 +1,60 @@
+"""How often the synthesis network finishes a line by itself: the share of samples that end by the
+window's stopping rule rather than the length cap (a model that has not learned to read its text runs
+on to the cap). Sentences are testset_v transcriptions (varied, never seen in training).
+
+    python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1]
+
+Last line: ``stopped_by_window=<fraction> samples=<int> bias=<float>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from engine.handwriting.dataset import load_lines, resolve_data_folder
+from engine.handwriting.iam_ondb import read_split_file, split_of
+from engine.handwriting.writer import HandwritingWriter
+
+
+def validation_sentences(data: str | None, alphabet, count: int) -> list[str]:
+    folder = resolve_data_folder(data)
+    forms = read_split_file(folder / "testset_v.txt")
+    lines, _ = load_lines(folder)
+    texts = sorted({ln.text for ln in lines if split_of(ln.form_id, {"v": forms})})
+    usable = [t for t in texts if not alphabet.unknown(t)]
+    rng = np.random.default_rng(0)
+    return [usable[i] for i in rng.choice(len(usable), size=min(count, len(usable)), replace=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data")
+    parser.add_argument("--model")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--bias", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args(argv)
+    writer = HandwritingWriter.load(args.model, backend=args.backend)
+    sentences = validation_sentences(args.data, writer.alphabet, args.samples)
+    stopped, lengths = [], []
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(0, len(sentences), args.batch):
+            lines = writer.write(sentences[i : i + args.batch], bias=args.bias, seed=i)
+            stopped += [line.stopped_by_window for line in lines]
+            lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
+    seconds = time.perf_counter() - start
+    print(f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
+          f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}")
+    print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
