@@ -205,6 +205,10 @@ def run_selftest(scope: str = "basic", out=None) -> int:
             "time to a usable window",
             f"{state['window_s']:.2f} s from {state['window_from']} (target {WINDOW_TARGET_S:.0f} s)",
         )
+    if not os.environ.get("PENWRIGHT_SELFTEST_KEEP"):  # set it to keep the PNG and settings for a look
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     if report.failures:
         print(f"self-test FAILED in {total:.2f} s:", file=p)
         for reason in report.failures:
