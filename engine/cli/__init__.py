@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import handwriting_commands, segmentation_commands
+from engine.cli import handwriting_commands, segmentation_commands, text_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handwriting_commands.register(sub)
     segmentation_commands.register(sub)
+    text_commands.register(sub)
     return parser
 
 

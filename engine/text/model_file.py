@@ -51,11 +51,15 @@ def load_text_model(path: str | Path) -> TextModelFile:
             meta = json.loads(str(data["meta"]))
             weights = {k[2:]: data[k].astype(np.float32) for k in data.files if k.startswith("w/")}
     except Exception as exc:
-        raise ModelFileError(f"{path} is not a readable Penwright model file ({exc.__class__.__name__}: {exc})") from exc
+        raise ModelFileError(
+            f"{path} is not a readable Penwright model file ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a Penwright text model (format {meta.get('format')!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer Penwright (format {meta['format_version']}); please upgrade")
+        raise ModelFileError(
+            f"{path} was written by a newer Penwright (format {meta['format_version']}); please upgrade"
+        )
     for key in ("config", "vocabulary"):
         if key not in meta:
             raise ModelFileError(f"{path} lacks its {key!r} metadata")

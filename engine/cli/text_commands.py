@@ -1,0 +1,140 @@
+"""Text subcommands (Graves 2013, section 3): `train text`, `eval text`, `dream`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_TEXT_MODEL = "runs/text/best.npz"
+
+
+def _subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"{parser.prog} has no subcommands")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds `text` under the existing `train` and `eval` commands (registered by handwriting_commands) and `dream`."""
+    train_sub = _subparsers_of(sub.choices["train"])
+    tr = train_sub.add_parser(
+        "text",
+        help="train a character-level text prediction network on a text file",
+        description="Train a Graves (2013) text network (stacked LSTM with skip connections) by truncated "
+        "backpropagation through time. The last 10%% of the corpus is held out for `eval text`, the 5%% before "
+        "it validates. Checkpoints go to --run-dir every few minutes; best.npz is the best model so far.",
+    )
+    tr.add_argument("--corpus", required=True, help="a UTF-8 text file")
+    tr.add_argument("--run-dir", default="runs/text")
+    tr.add_argument("--layers", type=int, default=2)
+    tr.add_argument("--hidden", type=int, default=256, help="LSTM cells per layer")
+    tr.add_argument("--dropout", type=float, default=0.0, help="dropout on each layer's output (e.g. 0.2)")
+    tr.add_argument("--seq-len", type=int, help="characters per truncated-BPTT segment (default 100)")
+    tr.add_argument("--batch-size", type=int, help="parallel streams through the text (default 32)")
+    tr.add_argument("--lr", type=float, help="Adam learning rate (default 2e-3; on resume, the checkpoint's)")
+    tr.add_argument("--minutes", type=float, help="stop after this much wall time")
+    tr.add_argument("--steps", type=int, help="stop after this many more steps")
+    tr.add_argument("--resume", help="checkpoint to resume from (last.pt exactly, last-compact.pt warmly)")
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--validate-chars", type=int, default=20000, help="validation characters (0: none)")
+    tr.add_argument("--validate-minutes", type=float, default=5.0)
+    tr.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(handler=_train_text)
+
+    eval_sub = _subparsers_of(sub.choices["eval"])
+    ev = eval_sub.add_parser(
+        "text",
+        help="bits per character of a text model on a corpus's held-out last 10%%",
+        description="Continuous evaluation (state carried through the text) on the last 10%% of the corpus. "
+        "The last line reads bpc=... nats_per_char=... chars=...",
+    )
+    ev.add_argument("--corpus", required=True)
+    ev.add_argument("--model", default=DEFAULT_TEXT_MODEL, help="text model file (default %(default)s)")
+    ev.set_defaults(handler=_eval_text)
+
+    dream = sub.add_parser(
+        "dream",
+        help="sample text from a text model",
+        description="Print N characters sampled from a text model, following PRIME when given.",
+    )
+    dream.add_argument("prime", nargs="?", default="", help="text to start from (not repeated in the output)")
+    dream.add_argument("--chars", type=int, default=500)
+    dream.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder")
+    dream.add_argument("--seed", type=int, help="the same seed gives the same text")
+    dream.add_argument("--model", default=DEFAULT_TEXT_MODEL, help="text model file (default %(default)s)")
+    dream.add_argument(
+        "--backend",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="auto: ONNX Runtime when the model has an exported .onnx beside it, else PyTorch",
+    )
+    dream.set_defaults(handler=_dream)
+
+
+def _train_text(args: argparse.Namespace) -> int:
+    from engine.text.train_run import TextTrainRequest, run_text_training
+
+    req = TextTrainRequest(
+        corpus=args.corpus,
+        run_dir=args.run_dir,
+        layers=args.layers,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        resume=args.resume,
+        minutes=args.minutes,
+        steps=args.steps,
+        seed=args.seed,
+        threads=args.threads,
+        validate_chars=args.validate_chars,
+        validate_minutes=args.validate_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        progress=not args.no_progress,
+    )
+    print(json.dumps(run_text_training(req)), file=sys.stdout)
+    return 0
+
+
+def _eval_text(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.text.evaluation import evaluate_text
+
+    torch.set_num_threads(1)
+    print(evaluate_text(args.model, args.corpus).summary_line())
+    return 0
+
+
+def _dream(args: argparse.Namespace) -> int:
+    from engine.backends.onnx_backend import onnx_path_for
+    from engine.text.model_file import load_text_model
+    from engine.text.sampling import sample_text
+
+    if args.chars < 0:
+        raise ValueError("--chars must be 0 or more")
+    model = load_text_model(args.model)
+    onnx_path = onnx_path_for(args.model)
+    use_onnx = args.backend == "onnx" or (args.backend == "auto" and Path(onnx_path).exists())
+    if use_onnx:
+        from engine.text.onnx_step import TextOnnxStepper
+
+        stepper = TextOnnxStepper(onnx_path)
+        if stepper.manifest["vocabulary"] != model.meta["vocabulary"]:
+            raise ValueError(f"{onnx_path} was exported from another model; export it again")
+    else:
+        import torch
+
+        from engine.text.model import TorchTextStepper, build_text_network
+
+        torch.set_num_threads(1)
+        stepper = TorchTextStepper(build_text_network(model.weights, model.config))
+    text = sample_text(stepper, model.vocab, args.chars, args.prime, args.temperature, args.seed)
+    sys.stdout.write(args.prime + text + "\n")
+    return 0

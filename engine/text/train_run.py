@@ -1,0 +1,82 @@
+"""Set up and run a text training run (what `penwright train text` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TextTrainRequest:
+    corpus: str
+    run_dir: str = "runs/text"
+    layers: int = 2
+    hidden: int = 256
+    dropout: float = 0.0
+    seq_len: int | None = None  # default 100; on resume, always the checkpoint's
+    batch_size: int | None = None  # default 32; on resume, always the checkpoint's
+    learning_rate: float | None = None  # default 2e-3; on resume, the checkpoint's unless given
+    resume: str | None = None
+    minutes: float | None = None
+    steps: int | None = None
+    seed: int = 0
+    threads: int = 0
+    validate_chars: int = 20000
+    validate_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0
+    progress: bool = True
+
+
+def build_text_trainer(req: TextTrainRequest):
+    import torch
+
+    from engine.text.data import Vocabulary, load_corpus
+    from engine.text.model import TextConfig
+    from engine.text.training import TextTrainer, TextTrainSettings
+
+    ckpt_meta = None
+    if req.resume:
+        ckpt_meta = torch.load(req.resume, map_location="cpu", weights_only=False)["meta"]
+    vocab = Vocabulary.from_dict(ckpt_meta["vocabulary"]) if ckpt_meta else None
+    corpus = load_corpus(req.corpus, vocab)
+    config = (
+        TextConfig.from_dict(ckpt_meta["config"])
+        if ckpt_meta
+        else TextConfig(vocab_size=len(corpus.vocab), hidden=req.hidden, layers=req.layers, dropout=req.dropout)
+    )
+    settings = TextTrainSettings(
+        batch_size=req.batch_size or 32,
+        seq_len=req.seq_len or 100,
+        learning_rate=req.learning_rate or 2e-3,
+        seed=req.seed,
+        validate_chars=req.validate_chars,
+        validate_minutes=req.validate_minutes,
+        checkpoint_minutes=req.checkpoint_minutes,
+        threads=req.threads,
+    )
+    trainer = TextTrainer(config, corpus, Path(req.run_dir), settings)
+    if req.resume:
+        trainer.load(req.resume, learning_rate=req.learning_rate)
+    return trainer
+
+
+def run_text_training(req: TextTrainRequest) -> dict:
+    trainer = build_text_trainer(req)
+    c, s, d = trainer.config, trainer.settings, trainer.corpus.summary()
+    params = sum(p.numel() for p in trainer.model.parameters())
+    print(
+        f"training text network {c.layers}x{c.hidden} ({params / 1e6:.2f}M parameters, {c.vocab_size} characters) on "
+        f"{d['train_chars']} characters of {d['source']}: {s.batch_size} streams x {s.seq_len}, "
+        f"{trainer.segments} steps per epoch; run folder {trainer.run_dir}",
+        flush=True,
+    )
+    trainer.run(minutes=req.minutes, steps=req.steps, progress=req.progress)
+    last = trainer.state.history[-1] if trainer.state.history else {}
+    return {
+        "step": trainer.state.step,
+        "epoch": trainer.state.epoch,
+        "wall_time_s": round(trainer.state.wall_time, 1),
+        "validation_bpc": last.get("validation_bpc"),
+        "best_validation_bpc": trainer.state.best_validation_bpc,
+        "model": str(trainer.run_dir / "best.npz"),
+    }

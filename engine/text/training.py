@@ -1,0 +1,275 @@
+"""Training the text network: truncated backpropagation through time over parallel streams.
+
+The training text is cut into ``batch_size`` contiguous streams; each step takes the next ``seq_len``
+characters of every stream, starting from the hidden state the previous segment left (detached, so
+gradients stop at segment boundaries). An epoch ends when the streams are used up; the state is then
+reset. A run folder holds ``last.pt`` (exact: fp32 weights, optimiser, stream position and carried
+state), ``last-compact.pt`` (fp16 weights, bf16 optimiser moments), ``best.npz`` (best by validation
+bits per character, in the shipped format) and ``history.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from engine.handwriting.training import _main_thread, _optimizer_to_bf16, _optimizer_to_fp32, _torch_save_atomic
+from engine.text.data import TextCorpus, Vocabulary
+from engine.text.evaluation import score_ids
+from engine.text.model import TextConfig, TextNet
+from engine.text.model_file import save_text_model
+
+
+@dataclass
+class TextTrainSettings:
+    batch_size: int = 32
+    seq_len: int = 100
+    learning_rate: float = 2e-3
+    grad_norm: float = 5.0
+    seed: int = 0
+    validate_chars: int = 20000  # 0: no validation
+    validate_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0
+    threads: int = 0
+
+
+@dataclass
+class TextTrainerState:
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # segments done in this epoch
+    wall_time: float = 0.0
+    best_validation_bpc: float = math.inf
+    history: list[dict] = field(default_factory=list)
+
+
+def stream_segments(n_chars: int, batch_size: int, seq_len: int) -> tuple[int, int]:
+    """(stream length, segments per epoch) for a text of ``n_chars`` cut into ``batch_size`` streams."""
+    length = n_chars // batch_size
+    segments = (length - 1) // seq_len
+    if segments < 1:
+        raise ValueError(
+            f"the training text ({n_chars} characters) is too short for {batch_size} streams of "
+            f"segments of {seq_len}: use a smaller --batch-size or --seq-len"
+        )
+    return length, segments
+
+
+class TextTrainer:
+    def __init__(
+        self, config: TextConfig, corpus: TextCorpus, run_dir: str | Path, settings: TextTrainSettings, device="cpu"
+    ):
+        if config.vocab_size != len(corpus.vocab):
+            raise ValueError("the network's vocabulary size differs from the corpus's")
+        self.config, self.corpus, self.settings = config, corpus, settings
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.manual_seed(settings.seed)
+        self.model = TextNet(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
+        self.state = TextTrainerState()
+        self.hidden = self.model.initial_state(settings.batch_size, self.device)
+        self._stop_requested = False
+        self._layout()
+
+    def _layout(self) -> None:
+        s = self.settings
+        self.stream_length, self.segments = stream_segments(len(self.corpus.train), s.batch_size, s.seq_len)
+        data = torch.as_tensor(self.corpus.train[: self.stream_length * s.batch_size], dtype=torch.int64)
+        self.streams = data.view(s.batch_size, self.stream_length).to(self.device)
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.corpus.vocab
+
+    # ----- metadata and files ------------------------------------------------------------------------
+    def meta(self) -> dict:
+        s = self.settings
+        return {
+            "config": self.config.to_dict(),
+            "vocabulary": self.vocab.to_dict(),
+            "training": {
+                "step": self.state.step,
+                "epoch": self.state.epoch,
+                "wall_time_s": round(self.state.wall_time, 1),
+                "best_validation_bpc": self.state.best_validation_bpc,
+                "batch_size": s.batch_size,
+                "seq_len": s.seq_len,
+                "learning_rate": s.learning_rate,
+                "device": str(self.device),
+                "data": self.corpus.summary(),
+            },
+        }
+
+    def save(self, compact_too: bool = True) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        full = {
+            "meta": self.meta(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": {k: getattr(self.state, k) for k in TextTrainerState.__dataclass_fields__},
+            "hidden": tuple(t.detach().cpu().clone() for t in self.hidden),
+            "settings": dict(self.settings.__dict__),
+            "torch_rng": torch.random.get_rng_state(),  # dropout masks: exact resume
+        }
+        _torch_save_atomic(full, self.run_dir / "last.pt")
+        if compact_too:
+            compact = dict(full)
+            compact["model"] = {k: v.half() for k, v in full["model"].items()}
+            compact["optimizer"] = _optimizer_to_bf16(full["optimizer"])
+            compact["hidden"] = tuple(t.half() for t in full["hidden"])
+            _torch_save_atomic(compact, self.run_dir / "last-compact.pt")
+
+    def load(self, path: str | Path, learning_rate: float | None = None) -> None:
+        """Resume from :meth:`save`'s checkpoint: exact from last.pt, warm from last-compact.pt.
+
+        The stream layout (batch size, segment length) and seed are the run's own."""
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if ckpt["meta"]["vocabulary"] != self.vocab.to_dict():
+            raise ValueError(f"{path} was trained on a corpus with another vocabulary")
+        self.model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+        self.optimizer.load_state_dict(_optimizer_to_fp32(ckpt["optimizer"]))
+        self.state = TextTrainerState(**ckpt["trainer"])
+        saved = ckpt.get("settings", {})
+        for key in ("seed", "batch_size", "seq_len"):
+            setattr(self.settings, key, saved.get(key, getattr(self.settings, key)))
+        self._layout()
+        self.hidden = tuple(t.float().to(self.device) for t in ckpt["hidden"])
+        if "torch_rng" in ckpt:
+            torch.random.set_rng_state(ckpt["torch_rng"])
+        if learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
+        self.settings.learning_rate = self.optimizer.param_groups[0]["lr"]
+
+    def export_model(self, path: str | Path) -> None:
+        weights = {k: v.detach().cpu().float().numpy() for k, v in self.model.state_dict().items()}
+        save_text_model(path, self.meta(), weights)
+
+    # ----- steps ---------------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One segment of every stream; returns the mean nats per character."""
+        s = self.settings
+        self.model.train()
+        start = self.state.position * s.seq_len
+        x = self.streams[:, start : start + s.seq_len]
+        y = self.streams[:, start + 1 : start + s.seq_len + 1]
+        logits, hidden = self.model(x, self.hidden)
+        loss = F.cross_entropy(logits.reshape(-1, self.config.vocab_size), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_norm)
+        self.optimizer.step()
+        self.hidden = tuple(t.detach() for t in hidden)
+        return float(loss.detach())
+
+    def validate(self) -> float:
+        """Bits per character on (the start of) the validation slice."""
+        limit = self.settings.validate_chars or None
+        return score_ids(self.model, self.corpus.validation, limit=limit).bpc
+
+    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
+        """Train until ``minutes`` or ``steps`` more steps. Ctrl+C / SIGTERM stops after the step in
+        progress and saves a checkpoint (a second Ctrl+C stops at once)."""
+        import signal
+
+        self._stop_requested = False
+
+        def _request_stop(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            tqdm.write("stopping after this step (press Ctrl+C again to stop at once)")
+
+        handlers = {}
+        if _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, _request_stop)
+        try:
+            self._run(minutes, steps, progress)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if self._stop_requested:
+            tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
+            raise KeyboardInterrupt
+
+    def _run(self, minutes: float | None, steps: int | None, progress: bool) -> None:
+        s = self.settings
+        start = time.monotonic()
+        base_wall = self.state.wall_time
+        last_ckpt = last_val = start
+        target = self.state.step + steps if steps is not None else None
+        bar = tqdm(total=target, initial=self.state.step, disable=not progress, unit="step", mininterval=10)
+        recent: list[float] = []
+        try:
+            while True:
+                while self.state.position < self.segments:
+                    now = time.monotonic()
+                    if (
+                        self._stop_requested
+                        or (target is not None and self.state.step >= target)
+                        or (minutes is not None and now - start >= minutes * 60)
+                    ):
+                        self._finish(start, base_wall, recent)
+                        return
+                    loss = self.train_step()
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"training diverged at step {self.state.step} (loss {loss})")
+                    recent.append(loss)
+                    self.state.position += 1
+                    self.state.step += 1
+                    self.state.wall_time = base_wall + time.monotonic() - start
+                    bar.update(1)
+                    bpc = np.mean(recent[-50:]) / math.log(2)
+                    bar.set_postfix(epoch=self.state.epoch, bpc=f"{bpc:.3f}", refresh=False)
+                    now = time.monotonic()
+                    if now - last_val >= s.validate_minutes * 60:
+                        self._record(recent)
+                        recent = []
+                        last_val = now
+                    if now - last_ckpt >= s.checkpoint_minutes * 60:
+                        self.save()
+                        last_ckpt = now
+                self.state.epoch += 1
+                self.state.position = 0
+                self.hidden = self.model.initial_state(s.batch_size, self.device)
+        finally:
+            bar.close()
+
+    def _record(self, recent: list[float]) -> None:
+        entry = {
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "wall_time_s": round(self.state.wall_time, 1),
+            "train_bpc": float(np.mean(recent)) / math.log(2) if recent else None,
+        }
+        if self.settings.validate_chars > 0:
+            entry["validation_bpc"] = self.validate()
+        self.state.history.append(entry)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "history.jsonl", "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        tqdm.write(json.dumps(entry))
+        val = entry.get("validation_bpc")
+        if val is not None and val < self.state.best_validation_bpc:
+            self.state.best_validation_bpc = val
+            self.export_model(self.run_dir / "best.npz")
+        elif val is None:
+            self.export_model(self.run_dir / "best.npz")
+
+    def _finish(self, start: float, base_wall: float, recent: list[float]) -> None:
+        self.state.wall_time = base_wall + time.monotonic() - start
+        if recent:
+            self._record(recent)
+        self.save()

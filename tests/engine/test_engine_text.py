@@ -1,0 +1,223 @@
+"""Character-level text prediction: vocabulary and splits, bits per character, sampling, exact resume,
+ONNX parity and the `train text` / `eval text` / `dream` commands."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.cli import build_parser, main  # noqa: E402
+from engine.text.data import UnknownCharacters, Vocabulary, held_out_text, split_text  # noqa: E402
+from engine.text.evaluation import score_ids  # noqa: E402
+from engine.text.model import TextConfig, TextNet, TorchTextStepper, build_text_network  # noqa: E402
+from engine.text.model_file import load_text_model  # noqa: E402
+from engine.text.sampling import sample_text  # noqa: E402
+from engine.text.training import TextTrainer, TextTrainSettings  # noqa: E402
+
+EVAL_LINE = re.compile(r"^bpc=(?P<bpc>\d+\.\d+) nats_per_char=(?P<nats>\d+\.\d+) chars=(?P<chars>\d+)$")
+
+# A first-order Markov chain over three characters, and its entropy rate in bits per character.
+SYMBOLS = "abc"
+TRANSITIONS = np.array([[0.1, 0.8, 0.1], [0.3, 0.1, 0.6], [0.5, 0.25, 0.25]])
+
+
+def markov_text(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(TRANSITIONS, axis=1)
+    state, out = 0, []
+    for u in rng.random(n):
+        state = int(np.searchsorted(cdf[state], u, side="right"))
+        out.append(SYMBOLS[min(state, 2)])
+    return "".join(out)
+
+
+def entropy_rate_bits() -> float:
+    values, vectors = np.linalg.eig(TRANSITIONS.T)
+    pi = np.real(vectors[:, np.argmin(np.abs(values - 1))])
+    pi /= pi.sum()
+    return float(-(pi[:, None] * TRANSITIONS * np.log2(TRANSITIONS)).sum())
+
+
+def tiny_trainer(
+    text: str, run_dir, hidden=8, layers=2, batch_size=4, seq_len=10, lr=2e-3, dropout=0.0, **kw
+) -> TextTrainer:
+    corpus = split_text(text)
+    settings = TextTrainSettings(batch_size=batch_size, seq_len=seq_len, learning_rate=lr, validate_chars=200, **kw)
+    return TextTrainer(TextConfig(len(corpus.vocab), hidden, layers, dropout), corpus, run_dir, settings)
+
+
+def test_vocabulary_splits_and_unknown_characters():
+    text = "".join(chr(ord("a") + i % 7) for i in range(1000))
+    corpus = split_text(text)
+    assert corpus.vocab.chars == "abcdefg"
+    assert len(corpus.test) == 100 and len(corpus.validation) == 50 and len(corpus.train) == 850
+    assert corpus.vocab.decode(corpus.test) == text[-100:]
+    assert corpus.vocab.decode(corpus.validation) == text[850:900]
+    with pytest.raises(UnknownCharacters, match=r"'x', 'z'"):
+        corpus.vocab.encode("abzxz")
+    assert Vocabulary.from_dict(corpus.vocab.to_dict()) == corpus.vocab
+
+
+def test_fixed_probability_model_scores_the_analytic_value():
+    p = np.array([0.5, 0.25, 0.125, 0.125])
+    net = TextNet(TextConfig(4, hidden=5, layers=2))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.zero_()
+        net.output.bias.copy_(torch.as_tensor(np.log(p)))
+    ids = np.random.default_rng(1).choice(4, size=2501, p=p)
+    score = score_ids(net, ids, chunk=300)
+    expected = -np.log(p[ids[1:]]).mean()
+    assert score.chars == 2500
+    assert score.nats_per_char == pytest.approx(expected, rel=1e-9)
+    assert score.bpc == pytest.approx(expected / math.log(2), rel=1e-9)
+
+
+def test_a_trained_tiny_model_approaches_the_source_entropy(tmp_path):
+    text = markov_text(24000)
+    trainer = tiny_trainer(text, tmp_path, hidden=16, layers=1, batch_size=16, seq_len=25, lr=1e-2)
+    trainer.run(steps=120, progress=False)
+    score = score_ids(trainer.model, trainer.corpus.test)
+    assert abs(score.bpc - entropy_rate_bits()) < 0.06, (score.bpc, entropy_rate_bits())
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_exact_resume_carries_streams_and_hidden_state(tmp_path, dropout):
+    text = markov_text(3000, seed=2)
+    straight = tiny_trainer(text, tmp_path / "a", dropout=dropout)
+    straight.run(steps=150, progress=False)  # crosses an epoch boundary (63 segments per epoch)
+    first = tiny_trainer(text, tmp_path / "b", dropout=dropout)
+    first.run(steps=100, progress=False)
+    # the checkpoint also restores the random state that dropout draws from
+    # the stream layout (batch size, segment length) comes from the checkpoint
+    resumed = tiny_trainer(text, tmp_path / "c", batch_size=7, seq_len=3, dropout=dropout)
+    resumed.load(tmp_path / "b" / "last.pt")
+    assert (resumed.state.step, resumed.state.position) == (100, first.state.position)
+    for a, b in zip(resumed.hidden, first.hidden, strict=True):
+        assert torch.equal(a, b) and a.abs().sum() > 0
+    resumed.run(steps=50, progress=False)
+    assert straight.state.epoch == resumed.state.epoch == 2
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for a, b in zip(straight.hidden, resumed.hidden, strict=True):
+        assert torch.equal(a, b)
+    compact = tiny_trainer(text, tmp_path / "d", dropout=dropout)
+    compact.load(tmp_path / "b" / "last-compact.pt")  # warm: fp16 weights, same position
+    assert compact.state.step == 100
+
+
+@pytest.fixture(scope="module")
+def tiny_text_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text-model")
+    trainer = tiny_trainer("the quick brown fox jumps over the lazy dog. " * 60, folder, hidden=12, layers=3)
+    trainer.run(steps=20, progress=False)
+    path = folder / "model.npz"
+    trainer.export_model(path)
+    return path
+
+
+def test_model_file_loads_without_torch_types(tiny_text_model):
+    model = load_text_model(tiny_text_model)
+    assert model.meta["format"] == "penwright-text-model" and model.meta["training"]["step"] == 20
+    assert all(isinstance(w, np.ndarray) for w in model.weights.values())
+    with np.load(tiny_text_model) as data:
+        assert all(data[k].dtype == np.float16 for k in data.files if k.startswith("w/"))
+
+
+def test_sampling_is_deterministic_with_a_seed(tiny_text_model):
+    model = load_text_model(tiny_text_model)
+    stepper = TorchTextStepper(build_text_network(model.weights, model.config))
+    a = sample_text(stepper, model.vocab, 80, prime="the ", temperature=0.8, seed=5)
+    b = sample_text(stepper, model.vocab, 80, prime="the ", temperature=0.8, seed=5)
+    c = sample_text(stepper, model.vocab, 80, prime="the ", temperature=0.8, seed=6)
+    assert a == b and a != c and len(a) == 80 and set(a) <= set(model.vocab.chars)
+    with pytest.raises(UnknownCharacters, match="'Q'"):
+        sample_text(stepper, model.vocab, 5, prime="Quick", seed=0)
+
+
+def test_onnx_step_matches_torch(tiny_text_model, tmp_path):
+    pytest.importorskip("onnxscript")
+    from engine.text.onnx_step import TextOnnxStepper, export_text_onnx
+
+    onnx_path = tmp_path / "model.onnx"
+    manifest = export_text_onnx(tiny_text_model, onnx_path)
+    assert manifest["verified_max_abs_diff"] < 1e-4
+    model = load_text_model(tiny_text_model)
+    torch_stepper = TorchTextStepper(build_text_network(model.weights, model.config))
+    onnx_stepper = TextOnnxStepper(onnx_path)
+    rng = np.random.default_rng(0)
+    for batch in (1, 4):
+        x = rng.integers(0, len(model.vocab), batch)
+        state = tuple(rng.normal(0, 1, (3, batch, 12)).astype(np.float32) for _ in range(2))
+        for got, expected in zip(
+            (onnx_stepper.step(x, state)[0], *onnx_stepper.step(x, state)[1]),
+            (torch_stepper.step(x, state)[0], *torch_stepper.step(x, state)[1]),
+            strict=True,
+        ):
+            np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    # one seed, one text, whichever backend steps the network
+    a = sample_text(torch_stepper, model.vocab, 60, prime="over ", seed=3)
+    b = sample_text(onnx_stepper, model.vocab, 60, prime="over ", seed=3)
+    assert a == b
+
+
+def test_text_commands_join_the_handwriting_ones():
+    parser = build_parser()
+    assert parser.parse_args(["train", "handwriting", "--steps", "2"]).what == "handwriting"
+    assert parser.parse_args(["eval", "handwriting"]).what == "handwriting"
+    args = parser.parse_args(["train", "text", "--corpus", "x.txt", "--layers", "3"])
+    assert (args.what, args.layers, args.corpus) == ("text", 3, "x.txt")
+    assert parser.parse_args(["eval", "text", "--corpus", "x.txt"]).what == "text"
+    assert parser.parse_args(["dream", "To be", "--chars", "9"]).prime == "To be"
+
+
+def test_train_eval_and_dream_end_to_end(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(markov_text(6000, seed=4).replace("c", "c\n"), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    argv = ["train", "text", "--corpus", str(corpus), "--run-dir", str(run_dir), "--layers", "2", "--hidden", "8"]
+    argv += ["--dropout", "0.1"]
+    argv += ["--seq-len", "20", "--batch-size", "8", "--threads", "1", "--no-progress"]
+    assert main([*argv, "--steps", "10"]) == 0
+    assert '"step": 10' in capsys.readouterr().out
+    assert main([*argv, "--steps", "5", "--resume", str(run_dir / "last.pt")]) == 0
+    assert '"step": 15' in capsys.readouterr().out
+    model = run_dir / "best.npz"
+    assert main(["eval", "text", "--corpus", str(corpus), "--model", str(model)]) == 0
+    match = EVAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    assert match and int(match["chars"]) == len(held_out_text(corpus)) - 1
+    assert float(match["bpc"]) == pytest.approx(float(match["nats"]) / math.log(2), abs=1e-3)
+    dream = ["dream", "ab", "--chars", "40", "--seed", "7", "--model", str(model), "--backend", "torch"]
+    assert main(dream) == 0
+    first = capsys.readouterr().out
+    assert main(dream) == 0
+    assert capsys.readouterr().out == first and first.startswith("ab") and len(first) >= 42
+    assert main(["dream", "xyz", "--chars", "5", "--model", str(model)]) == 2
+    assert "'x', 'y', 'z'" in capsys.readouterr().err
+    assert main(["eval", "text", "--corpus", str(corpus), "--model", str(tmp_path / "none.npz")]) == 2
+
+
+def test_iam_training_transcriptions_dump(small_iam, tmp_path, capsys):
+    from engine.handwriting.dataset import load_handwriting_data
+    from engine.text.iam_text import main as dump
+
+    out = tmp_path / "iam.txt"
+    assert dump([str(out), "--data", str(small_iam.folder)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    lines = out.read_text(encoding="utf-8").splitlines()
+    data = load_handwriting_data(small_iam.folder, "skip2")
+    assert sorted(lines) == sorted(data.train.texts) and lines
+    assert not set(lines) & (set(data.validation.texts) - set(data.train.texts))
+
+
+@pytest.mark.parametrize("argv", [["train", "text"], ["eval", "text"], ["dream"], ["eval"], ["train"]])
+def test_help_for_the_text_commands(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: penwright" in capsys.readouterr().out
