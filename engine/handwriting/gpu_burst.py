@@ -71,7 +71,7 @@ def prepare(data: str | None, resume: str, folder: str) -> int:
     from engine.handwriting.alphabet import Alphabet
     from engine.handwriting.dataset import load_handwriting_data, save_compact_data
     from engine.handwriting.preprocessing import Normalizer
-    from engine.handwriting.training import _optimizer_to_bf16, _torch_save_atomic
+    from engine.training_support import optimizer_to_bf16, torch_save_atomic
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,8 +80,8 @@ def prepare(data: str | None, resume: str, folder: str) -> int:
     meta = ckpt["meta"]
     if not _is_compact(ckpt):  # last.pt: make it what Trainer.save writes as last-compact.pt
         ckpt["model"] = {k: v.half() for k, v in ckpt["model"].items()}
-        ckpt["optimizer"] = _optimizer_to_bf16(ckpt["optimizer"])
-    _torch_save_atomic(ckpt, out / CHECKPOINT_FILE)
+        ckpt["optimizer"] = optimizer_to_bf16(ckpt["optimizer"])
+    torch_save_atomic(ckpt, out / CHECKPOINT_FILE)
     convention = meta["convention"]
     hw = load_handwriting_data(
         data, convention, Alphabet.from_dict(meta["alphabet"]), Normalizer.from_dict(meta["normalizer"])

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine.atomic import atomic_write_bytes
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import save_model_file
 from engine.handwriting.dataset import Sequences
 from engine.handwriting.model import HandwritingNet, ModelConfig, mixture_nll
 from engine.handwriting.preprocessing import Normalizer
+from engine.training_support import StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
 
 @dataclass
@@ -109,7 +109,7 @@ class Trainer:
         self.model = HandwritingNet(config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
         self.state = TrainerState()
-        self._stop_requested = False
+        self._stop = StopRequest()
         self.lengths = np.array([len(s) for s in train.strokes])
         n_val = min(settings.validate_lines, len(validation))
         self.validation_index = np.arange(n_val)
@@ -143,18 +143,18 @@ class Trainer:
             "trainer": trainer,
             "settings": self.settings.__dict__,
         }
-        _torch_save_atomic(full, self.run_dir / "last.pt")
+        torch_save_atomic(full, self.run_dir / "last.pt")
         if compact_too:
             compact = dict(full)
             compact["model"] = {k: v.half() for k, v in full["model"].items()}
-            compact["optimizer"] = _optimizer_to_bf16(full["optimizer"])
-            _torch_save_atomic(compact, self.run_dir / "last-compact.pt")
+            compact["optimizer"] = optimizer_to_bf16(full["optimizer"])
+            torch_save_atomic(compact, self.run_dir / "last-compact.pt")
 
     def load(self, path: str | Path, learning_rate: float | None = None) -> None:
         """Resume from a checkpoint written by :meth:`save` (exact for last.pt, warm for compact)."""
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
         self.model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        self.optimizer.load_state_dict(_optimizer_to_fp32(ckpt["optimizer"]))
+        self.optimizer.load_state_dict(optimizer_to_fp32(ckpt["optimizer"]))
         self.state = TrainerState(**ckpt["trainer"])
         # The batch order of every epoch follows (seed, epoch, batch size): keep the run's own.
         saved = ckpt.get("settings", {})
@@ -205,26 +205,10 @@ class Trainer:
 
         Ctrl+C or SIGTERM asks the loop to stop after the step in progress; it then saves a checkpoint,
         so an interrupted run loses nothing and resumes exactly. A second Ctrl+C stops at once."""
-        import signal
-
-        self._stop_requested = False
-
-        def _request_stop(signum, frame):
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            tqdm.write("stopping after this step (press Ctrl+C again to stop at once)")
-
-        handlers = {}
-        if _main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, _request_stop)
-        try:
+        with StopRequest() as stop:
+            self._stop = stop
             self._run(minutes, steps, progress)
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-        if self._stop_requested:
+        if stop.requested:
             tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
             raise KeyboardInterrupt
 
@@ -241,7 +225,7 @@ class Trainer:
             while self.state.position < len(batches):
                 now = time.monotonic()
                 if (
-                    self._stop_requested
+                    self._stop.requested
                     or (target_steps is not None and self.state.step >= target_steps)
                     or (minutes is not None and now - start >= minutes * 60)
                 ):
@@ -292,37 +276,3 @@ class Trainer:
         if recent and self.settings.validate_lines > 0:
             self._record(recent)
         self.save()
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _torch_save_atomic(obj, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _optimizer_to_bf16(state: dict) -> dict:
-    # bf16 keeps fp32's range: Adam's second moments (~1e-10) would underflow to 0 in fp16.
-    out = {"param_groups": state["param_groups"], "state": {}}
-    for key, value in state["state"].items():
-        out["state"][key] = {
-            k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 else v)
-            for k, v in value.items()
-        }
-    return out
-
-
-def _optimizer_to_fp32(state: dict) -> dict:
-    out = {"param_groups": state["param_groups"], "state": {}}
-    for key, value in state["state"].items():
-        out["state"][key] = {
-            k: (v.float() if torch.is_tensor(v) and v.dtype == torch.bfloat16 else v) for k, v in value.items()
-        }
-    return out

@@ -21,11 +21,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from engine.handwriting.training import _main_thread, _optimizer_to_bf16, _optimizer_to_fp32, _torch_save_atomic
 from engine.text.data import TextCorpus, Vocabulary
 from engine.text.evaluation import score_ids
 from engine.text.model import TextConfig, TextNet
 from engine.text.model_file import save_text_model
+from engine.training_support import StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
 
 @dataclass
@@ -79,7 +79,7 @@ class TextTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
         self.state = TextTrainerState()
         self.hidden = self.model.initial_state(settings.batch_size, self.device)
-        self._stop_requested = False
+        self._stop = StopRequest()
         self._layout()
 
     def _layout(self) -> None:
@@ -122,13 +122,13 @@ class TextTrainer:
             "settings": dict(self.settings.__dict__),
             "torch_rng": torch.random.get_rng_state(),  # dropout masks: exact resume
         }
-        _torch_save_atomic(full, self.run_dir / "last.pt")
+        torch_save_atomic(full, self.run_dir / "last.pt")
         if compact_too:
             compact = dict(full)
             compact["model"] = {k: v.half() for k, v in full["model"].items()}
-            compact["optimizer"] = _optimizer_to_bf16(full["optimizer"])
+            compact["optimizer"] = optimizer_to_bf16(full["optimizer"])
             compact["hidden"] = tuple(t.half() for t in full["hidden"])
-            _torch_save_atomic(compact, self.run_dir / "last-compact.pt")
+            torch_save_atomic(compact, self.run_dir / "last-compact.pt")
 
     def load(self, path: str | Path, learning_rate: float | None = None) -> None:
         """Resume from :meth:`save`'s checkpoint: exact from last.pt, warm from last-compact.pt.
@@ -138,7 +138,7 @@ class TextTrainer:
         if ckpt["meta"]["vocabulary"] != self.vocab.to_dict():
             raise ValueError(f"{path} was trained on a corpus with another vocabulary")
         self.model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        self.optimizer.load_state_dict(_optimizer_to_fp32(ckpt["optimizer"]))
+        self.optimizer.load_state_dict(optimizer_to_fp32(ckpt["optimizer"]))
         self.state = TextTrainerState(**ckpt["trainer"])
         saved = ckpt.get("settings", {})
         for key in ("seed", "batch_size", "seq_len"):
@@ -181,26 +181,10 @@ class TextTrainer:
     def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
         """Train until ``minutes`` or ``steps`` more steps. Ctrl+C / SIGTERM stops after the step in
         progress and saves a checkpoint (a second Ctrl+C stops at once)."""
-        import signal
-
-        self._stop_requested = False
-
-        def _request_stop(signum, frame):
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            tqdm.write("stopping after this step (press Ctrl+C again to stop at once)")
-
-        handlers = {}
-        if _main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, _request_stop)
-        try:
+        with StopRequest() as stop:
+            self._stop = stop
             self._run(minutes, steps, progress)
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-        if self._stop_requested:
+        if stop.requested:
             tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
             raise KeyboardInterrupt
 
@@ -217,7 +201,7 @@ class TextTrainer:
                 while self.state.position < self.segments:
                     now = time.monotonic()
                     if (
-                        self._stop_requested
+                        self._stop.requested
                         or (target is not None and self.state.step >= target)
                         or (minutes is not None and now - start >= minutes * 60)
                     ):
