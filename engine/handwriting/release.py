@@ -79,6 +79,19 @@ def model_card(kind: str, meta: dict, eval_line: str, history: list[dict], comma
         "Graves' derivative clipping + gradient norm 10"
     )
     section = "5" if kind == "synthesis" else "4"
+    if kind == "synthesis":
+        samples = (
+            "The sample sheet (five sentences, biases 0, 0.5, 1 and 2, two seeds each; "
+            "`python -m engine.handwriting.sample_sheet -o docs/samples.png`):\n\n"
+            "![samples](../../docs/samples.png)"
+        )
+    else:
+        samples = (
+            "Unconditional samples (bias 0.5, seeds 1-3; "
+            "`python -m engine.handwriting.sample_sheet --prediction -o docs/prediction-samples.png --seeds 1 2 3`): "
+            "word-like strokes with some real short words, as in the paper's figure 11.\n\n"
+            "![samples](../../docs/prediction-samples.png)"
+        )
     return f"""# Handwriting {kind} network
 
 Graves (2013), *Generating Sequences with Recurrent Neural Networks*, section {section}.
@@ -100,6 +113,10 @@ Alphabet ({len(alphabet)} characters): `{alphabet.characters}`
 
 Rare characters (on fewer than 20 training lines; writing them gives a warning): `{alphabet.rare}`.
 For example capital X occurs on 2 lines, Z on 7 and Q on 15.
+
+## Samples
+
+{samples}
 
 ## Reproduce
 
