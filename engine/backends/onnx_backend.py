@@ -267,3 +267,9 @@ class OnnxStepper:
         chars, st = state
         y, phi, st = self._run(x, chars, st)
         return y, phi, (chars, st)
+
+    def select(self, state, rows: np.ndarray):
+        """Keep only batch rows ``rows`` (finished lines leave the batch)."""
+        chars, st = state
+        kept = {k: np.ascontiguousarray(v[:, rows] if k in ("h", "c") else v[rows]) for k, v in st.items()}
+        return (np.ascontiguousarray(chars[rows]) if chars is not None else None), kept

@@ -100,3 +100,10 @@ class TorchStepper:
         y, st, phi = self.net(inp, ch, st, return_window=self.synthesis)
         phi_np = phi[:, 0].cpu().numpy() if phi is not None else None
         return y[:, 0].cpu().numpy(), phi_np, (ch, st)
+
+    def select(self, state, rows: np.ndarray):
+        """Keep only batch rows ``rows`` (finished lines leave the batch)."""
+        ch, st = state
+        index = torch.as_tensor(np.asarray(rows, np.int64), device=self.device)
+        kept = {k: (v.index_select(1, index) if k in ("h", "c") else v.index_select(0, index)) for k, v in st.items()}
+        return (ch.index_select(0, index) if ch is not None else None), kept

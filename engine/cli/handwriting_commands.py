@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     hw.add_argument("--window", type=int, default=10, help="Gaussians in the attention window")
     hw.add_argument("--run-dir", default=None, help="run folder (default runs/<model>-<convention>)")
     hw.add_argument("--resume", help="checkpoint to resume from (last.pt or last-compact.pt)")
+    hw.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start a new run from a model file's weights (same sizes; e.g. a skip2 model for a paper run)",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -163,6 +168,7 @@ def _train(args: argparse.Namespace) -> int:
         window=args.window,
         run_dir=args.run_dir or f"runs/{args.model}-{args.convention}",
         resume=args.resume,
+        init_from=args.init_from,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

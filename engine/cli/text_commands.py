@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--minutes", type=float, help="stop after this much wall time")
     tr.add_argument("--steps", type=int, help="stop after this many more steps")
     tr.add_argument("--resume", help="checkpoint to resume from (last.pt exactly, last-compact.pt warmly)")
+    tr.add_argument(
+        "--init-from", metavar="MODEL", help="start a new run from a text model file's weights and vocabulary"
+    )
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--validate-chars", type=int, default=20000, help="validation characters (0: none)")
@@ -89,6 +92,7 @@ def _train_text(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         resume=args.resume,
+        init_from=args.init_from,
         minutes=args.minutes,
         steps=args.steps,
         seed=args.seed,

@@ -7,7 +7,8 @@ Bias (Graves 2013, section 5.4): standard deviations are scaled by exp(-b) and m
 softmax of (1 + b) times their logits; b = 0 samples the model as trained, larger b writes neater.
 Stopping (section 5.2): a line is complete when the window's weight on the position just past the last
 character exceeds its weight on every character; we then let the pen finish its current stroke, so the
-last letter is not cut off. A length cap tied to the text length stops runaway scribbles.
+last letter is not cut off (a pen already lifted ends the line at once: a stroke begun with the window
+past the text is not part of it). A length cap tied to the text length stops runaway scribbles.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class Stepper(Protocol):
         ...
 
 
+class SelectableStepper(Stepper, Protocol):
+    """A stepper that can drop finished lines from a batch (optional: ``stream`` uses it when present)."""
+
+    def select(self, state, rows: np.ndarray):
+        """The state of the batch rows ``rows`` only (the batch shrinks as lines finish)."""
+        ...
+
+
 @dataclass
 class MixtureParams:
     eos: np.ndarray  # (B,) probability of lifting the pen
@@ -69,12 +78,19 @@ def mixture_params(y: np.ndarray, mixtures: int, bias: float = 0.0) -> MixturePa
     return MixtureParams(eos, pi, mu, sigma, rho)
 
 
-def draw(params: MixtureParams, rng: np.random.Generator) -> np.ndarray:
-    """One pen step per row (normalised dx, dy, eos) drawn from the mixture."""
+def draw(params: MixtureParams, rng: np.random.Generator, rows: np.ndarray | None = None, batch: int = 0) -> np.ndarray:
+    """One pen step per row (normalised dx, dy, eos) drawn from the mixture.
+
+    ``rows``: which lines of a batch of ``batch`` the parameters belong to, when finished lines have been
+    dropped; the draws are still made for the whole batch so that every line's strokes stay the same.
+    """
     B, M = params.pi.shape
     # Fixed number of draws per row, in a fixed order: backends stay in lockstep for a given seed.
-    u_component, u_eos = rng.random(B), rng.random(B)
-    normals = rng.standard_normal((B, 2))
+    full = batch if rows is not None else B
+    u_component, u_eos = rng.random(full), rng.random(full)
+    normals = rng.standard_normal((full, 2))
+    if rows is not None:
+        u_component, u_eos, normals = u_component[rows], u_eos[rows], normals[rows]
     cdf = np.cumsum(params.pi, axis=1)
     k = np.minimum((cdf < u_component[:, None] * cdf[:, -1:]).sum(axis=1), M - 1)
     rows = np.arange(B)
@@ -172,6 +188,10 @@ def stream(
     if max_steps is not None:
         caps = np.minimum(caps, max_steps)
     state = stepper.start(padded, primed.state if primed is not None else None)
+    # Lines that finish leave the batch (when the backend can shrink it): a page costs what its lines do,
+    # not its longest line times the number of lines. Draws stay per whole batch (see `draw`).
+    select = getattr(stepper, "select", None)
+    alive = np.arange(B)  # the batch rows the network still steps, in order
     x = np.zeros((B, 3), np.float32)
     if primed is not None:
         x[:] = primed.last_input
@@ -183,36 +203,45 @@ def stream(
     pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
     pending_params: list[list[np.ndarray]] = [[] for _ in range(B)]
     low, high = -limit.astype(np.float32), limit.astype(np.float32)
-    rows = np.arange(B)
-    # the window's own characters per line (the position past the end is compared against them)
-    own = np.arange(padded.shape[1])[None, :] < lengths[:, None]
     chunk_x: list[np.ndarray] = []  # (B, 3) per step of the current chunk
     chunk_active: list[np.ndarray] = []  # (B,) per step: which lines were still writing
     step = 0
+    positions = np.arange(padded.shape[1])[None, :]
     while not done.all():
-        y, phi, state = stepper.step(x, state)
+        y, phi, state = stepper.step(x[alive], state)
         if not np.isfinite(y).all():
             raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
+        if stepper.synthesis and phi is not None:
+            # the window's focus: its largest weight among the line's characters and the position past them
+            focus = np.where(positions <= lengths[alive, None], phi[:, : positions.shape[1]], -np.inf).argmax(axis=1)
+            fired = np.zeros(B, bool)
+            fired[alive] = focus == lengths[alive]
+            fired &= ~done & ~finishing
+            finishing |= fired
+            by_window |= fired
+            # With the pen already lifted the line ends here; otherwise the pen finishes its stroke first,
+            # so the last letter is not cut off.
+            done |= fired & (x[:, 2] > 0.5) & (taken > 0)
         params = mixture_params(y, stepper.mixtures, bias)
-        x = draw(params, rng)
-        x[:, :2] = np.clip(x[:, :2], low, high)
+        drawn = draw(params, rng, alive, B) if len(alive) < B else draw(params, rng)
+        x = x.copy()
+        x[alive] = drawn
+        x[alive, :2] = np.clip(drawn[:, :2], low, high)
         step += 1
         active = ~done
         chunk_x.append(x)
         chunk_active.append(active)
         taken += active
         if record:
-            for b in np.flatnonzero(active):
-                pending_params[b].append(y[b])
-                if phi is not None:
-                    pending_window[b].append(phi[b, : lengths[b] + 1])
-        if stepper.synthesis and phi is not None:
-            past_end = phi[rows, lengths]
-            before = np.where(own, phi[:, : own.shape[1]], -np.inf).max(axis=1)
-            fired = active & ~finishing & (past_end > before)
-            finishing |= fired
-            by_window |= fired
+            for i, b in enumerate(alive):
+                if active[b]:
+                    pending_params[b].append(y[i])
+                    if phi is not None:
+                        pending_window[b].append(phi[i, : lengths[b] + 1])
         done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
+        if select is not None and not done.all() and done[alive].any():
+            keep = np.flatnonzero(~done[alive])
+            state, alive = select(state, keep), alive[keep]
         if step % chunk_steps == 0 or done.all():
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
             offsets = [normalizer.denormalize(xs[mask[:, b], b].reshape(-1, 3)) for b in range(B)]

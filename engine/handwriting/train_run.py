@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.handwriting.checkpoint import ModelFile, load_model_file
 from engine.handwriting.dataset import HandwritingData, load_compact_data, load_handwriting_data
 
 
@@ -22,6 +23,7 @@ class TrainRequest:
     window: int = 10
     run_dir: str = "runs/synthesis"
     resume: str | None = None
+    init_from: str | None = None  # a model file (.npz) whose weights start a new run, any convention
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -45,6 +47,32 @@ def pick_torch_device(name: str) -> str:
     return name
 
 
+def warm_start(model, init: ModelFile) -> None:
+    """Copy a trained model's weights into a new run's network (same sizes, any point convention).
+
+    Normalised offsets look alike in both conventions, so the mixture output and the LSTMs transfer;
+    only the pace of the attention window differs (about twice as many points per character in the
+    paper's convention), so the window's speed bias is shifted by log(new pace / old pace).
+    """
+    import math
+
+    import torch
+
+    state = model.state_dict()
+    missing = sorted(set(state) - set(init.weights))
+    wrong = sorted(k for k in state if k in init.weights and tuple(state[k].shape) != init.weights[k].shape)
+    if missing or wrong:
+        raise ValueError(
+            f"the model to start from has another architecture (missing {missing[:3]}, other sizes {wrong[:3]})"
+        )
+    loaded = {k: torch.tensor(init.weights[k], dtype=state[k].dtype) for k in state}  # copies: init stays as read
+    old_pace = float(init.meta["config"].get("chars_per_step", model.config.chars_per_step))
+    if model.config.kind == "synthesis" and old_pace > 0:
+        K = model.config.window
+        loaded["window_layer.bias"][2 * K :] += math.log(model.config.chars_per_step / old_pace)
+    model.load_state_dict(loaded)
+
+
 def build_trainer(req: TrainRequest):
     import torch
 
@@ -54,9 +82,14 @@ def build_trainer(req: TrainRequest):
     from engine.handwriting.training import Trainer, TrainSettings
 
     ckpt_meta = None
+    if req.resume and req.init_from:
+        raise ValueError("give either --resume (continue a run) or --init-from (start a run from a model), not both")
     if req.resume:
         ckpt_meta = torch.load(req.resume, map_location="cpu", weights_only=False)["meta"]
+    init = load_model_file(req.init_from) if req.init_from else None
     alphabet = Alphabet.from_dict(ckpt_meta["alphabet"]) if ckpt_meta else None
+    if init is not None:
+        alphabet = Alphabet.from_dict(init.meta["alphabet"])
     normalizer = Normalizer.from_dict(ckpt_meta["normalizer"]) if ckpt_meta else None
     convention = ckpt_meta["convention"] if ckpt_meta else req.convention
     if req.compact_data:
@@ -67,6 +100,10 @@ def build_trainer(req: TrainRequest):
         data = load_handwriting_data(req.data, convention, alphabet, normalizer)
     if ckpt_meta:
         config = ModelConfig.from_dict(ckpt_meta["config"])
+    elif init is not None:
+        config = ModelConfig.from_dict(init.meta["config"])
+        chars = sum(len(c) for c in data.train.chars)
+        config.chars_per_step = chars / max(data.train.points, 1)
     else:
         chars = sum(len(c) for c in data.train.chars)
         config = ModelConfig(
@@ -106,6 +143,8 @@ def build_trainer(req: TrainRequest):
         pick_torch_device(req.device),
         summary,
     )
+    if init is not None:
+        warm_start(trainer.model, init)
     if req.resume:
         trainer.load(req.resume, learning_rate=req.learning_rate)
         if req.batch_size:

@@ -17,6 +17,7 @@ class TextTrainRequest:
     batch_size: int | None = None  # default 32; on resume, always the checkpoint's
     learning_rate: float | None = None  # default 2e-3; on resume, the checkpoint's unless given
     resume: str | None = None
+    init_from: str | None = None  # a text model file (.npz) whose weights and vocabulary start a new run
     minutes: float | None = None
     steps: int | None = None
     seed: int = 0
@@ -32,18 +33,24 @@ def build_text_trainer(req: TextTrainRequest):
 
     from engine.text.data import Vocabulary, load_corpus
     from engine.text.model import TextConfig
+    from engine.text.model_file import load_text_model
     from engine.text.training import TextTrainer, TextTrainSettings
 
+    if req.resume and req.init_from:
+        raise ValueError("give either --resume (continue a run) or --init-from (start a run from a model), not both")
     ckpt_meta = None
     if req.resume:
         ckpt_meta = torch.load(req.resume, map_location="cpu", weights_only=False)["meta"]
-    vocab = Vocabulary.from_dict(ckpt_meta["vocabulary"]) if ckpt_meta else None
+    init = load_text_model(req.init_from) if req.init_from else None
+    vocab = Vocabulary.from_dict(ckpt_meta["vocabulary"]) if ckpt_meta else (init.vocab if init else None)
     corpus = load_corpus(req.corpus, vocab)
-    config = (
-        TextConfig.from_dict(ckpt_meta["config"])
-        if ckpt_meta
-        else TextConfig(vocab_size=len(corpus.vocab), hidden=req.hidden, layers=req.layers, dropout=req.dropout)
-    )
+    if ckpt_meta:
+        config = TextConfig.from_dict(ckpt_meta["config"])
+    elif init is not None:
+        # the model's sizes; dropout is a training choice, taken from this request
+        config = TextConfig.from_dict({**init.meta["config"], "dropout": req.dropout})
+    else:
+        config = TextConfig(vocab_size=len(corpus.vocab), hidden=req.hidden, layers=req.layers, dropout=req.dropout)
     settings = TextTrainSettings(
         batch_size=req.batch_size or 32,
         seq_len=req.seq_len or 100,
@@ -55,6 +62,8 @@ def build_text_trainer(req: TextTrainRequest):
         threads=req.threads,
     )
     trainer = TextTrainer(config, corpus, Path(req.run_dir), settings)
+    if init is not None:
+        trainer.model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in init.weights.items()})
     if req.resume:
         trainer.load(req.resume, learning_rate=req.learning_rate)
     return trainer

@@ -23,7 +23,7 @@ from engine.backends.onnx_backend import OnnxStepper, manifest_path_for, sha256_
 from engine.backends.onnx_export import export_onnx  # noqa: E402
 from engine.backends.torch_backend import TorchStepper  # noqa: E402
 from engine.handwriting.checkpoint import ModelFileError, load_model_file  # noqa: E402
-from engine.handwriting.sampling import prime_state  # noqa: E402
+from engine.handwriting.sampling import generate, prime_state  # noqa: E402
 from engine.handwriting.writer import HandwritingWriter, Prime  # noqa: E402
 
 # Exporting runs torch.export (about 5 s a network on the shared 2-core machine).
@@ -271,3 +271,34 @@ print(len(line.offsets), repr(float(line.offsets[:, :2].sum())))
     expected = writers[1].write(["abc ab"], bias=0.5, seed=3)[0]
     assert int(n) == len(expected.offsets)
     assert float(total) == pytest.approx(float(expected.offsets[:, :2].sum()), abs=1e-3)
+
+
+class _NoSelect:
+    """The same network without ``select``: every line stays in the batch until the longest ends."""
+
+    def __init__(self, stepper):
+        self._stepper = stepper
+        self.mixtures, self.synthesis = stepper.mixtures, stepper.synthesis
+
+    def start(self, chars, primed=None):
+        return self._stepper.start(chars, primed)
+
+    def step(self, x, state):
+        return self._stepper.step(x, state)
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["torch", "onnx"])
+def test_finished_lines_leave_the_batch_without_changing_any_line(writers, which):
+    writer = writers[which]
+    assert hasattr(writer.stepper, "select")
+    texts = ["abc ab", "ca", "b a c", "a"]
+    chars = [writer.alphabet.encode(t) for t in texts]
+    kwargs = dict(normalizer=writer.normalizer, chars_per_step=writer.chars_per_step, bias=0.5, record=True)
+    shrinking = generate(writer.stepper, chars, rng=np.random.default_rng(3), **kwargs)
+    full = generate(_NoSelect(writer.stepper), chars, rng=np.random.default_rng(3), **kwargs)
+    assert len({len(o) for o in full.offsets}) > 1  # lines end at different steps: the batch did shrink
+    for a, b in zip(shrinking.offsets, full.offsets, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    for a, b in zip(shrinking.window, full.window, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_array_equal(shrinking.stopped_by_window, full.stopped_by_window)

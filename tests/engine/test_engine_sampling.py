@@ -136,15 +136,17 @@ def test_lines_stop_by_the_window_rule_after_the_pen_lifts_or_at_the_length_cap(
     for b, c in enumerate(chars):
         cap = length_cap(len(c), cps)
         if fire_at[b] < cap:
-            # the rule fires, then the pen finishes its stroke: the first lift at or after the firing step
-            expected = -(-fire_at[b] // lift_every) * lift_every
+            # the rule fires, then the pen finishes its stroke: the first lift at or after the firing step;
+            # when the pen had just lifted, the line ends with that lift
+            pen_up = (fire_at[b] - 1) % lift_every == 0
+            expected = fire_at[b] - 1 if pen_up else -(-fire_at[b] // lift_every) * lift_every
             assert result.stopped_by_window[b]
             assert result.offsets[b][-1, 2] == 1
         else:
             expected = cap
             assert not result.stopped_by_window[b]
         assert len(result.offsets[b]) == expected, b
-    assert [len(o) for o in result.offsets] == [8, 8, length_cap(4, cps), 12]
+    assert [len(o) for o in result.offsets] == [4, 8, length_cap(4, cps), 8]
     capped = generate(ScriptedStepper([never] * 2, 3), chars[:2], Normalizer((0, 0), (1, 1)), cps, max_steps=7)
     assert [len(o) for o in capped.offsets] == [7, 7] and not capped.stopped_by_window.any()
 
@@ -168,12 +170,14 @@ def test_written_lines_end_by_the_window_rule_or_the_length_cap(writer, seed):
         window = line.window
         assert window.shape == (n, len(line.text) + 1)
         past_end = window[:, -1] > window[:, :-1].max(1)
-        if line.stopped_by_window:
+        if line.stopped_by_window and past_end.any():
             first = int(np.argmax(past_end))
-            assert past_end.any()
             # after the rule fires the pen finishes its stroke (or the cap ends it), never later
             lifts = np.flatnonzero(line.offsets[first:, 2] == 1)
             assert n == min(first + 1 + (lifts[0] if len(lifts) else n), cap)
+        elif line.stopped_by_window:
+            # the rule fired with the pen up: the line ended there, its last point lifting the pen
+            assert line.offsets[-1, 2] == 1
         else:
             assert not past_end.any() and n == cap
 

@@ -221,3 +221,26 @@ def test_help_for_the_text_commands(argv, capsys):
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     assert "usage: penwright" in capsys.readouterr().out
+
+
+def test_a_run_can_start_from_a_model_file_with_its_vocabulary(tiny_text_model, tmp_path):
+    from engine.text.train_run import TextTrainRequest, build_text_trainer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the lazy dog jumps over the quick brown fox. " * 40)
+    request = TextTrainRequest(
+        str(corpus),
+        run_dir=str(tmp_path / "run"),
+        init_from=str(tiny_text_model),
+        dropout=0.1,
+        batch_size=4,
+        seq_len=20,
+    )
+    trainer = build_text_trainer(request)
+    model = load_text_model(tiny_text_model)
+    assert trainer.corpus.vocab == model.vocab and trainer.state.step == 0
+    assert trainer.config.dropout == 0.1 and trainer.config.hidden == model.config.hidden
+    for key, value in trainer.model.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), model.weights[key], atol=1e-6)
+    with pytest.raises(ValueError, match="either --resume"):
+        build_text_trainer(TextTrainRequest(str(corpus), init_from=str(tiny_text_model), resume="x.pt"))

@@ -159,3 +159,25 @@ def test_sigterm_stops_after_the_step_saves_and_resumes_exactly(tmp_path):
     end = _parameters(straight)
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, end[name]), name
+
+
+def test_a_run_starts_from_another_conventions_model_with_its_window_pace_rescaled(tiny_synthesis_model):
+    import math
+
+    from engine.handwriting.model import HandwritingNet, ModelConfig
+    from engine.handwriting.train_run import warm_start
+
+    model = load_model_file(tiny_synthesis_model)
+    config = ModelConfig.from_dict(model.meta["config"])
+    config.chars_per_step /= 2  # about twice the points per character, as the paper's convention has
+    net = HandwritingNet(config)
+    warm_start(net, model)
+    K = config.window
+    for key, value in net.state_dict().items():
+        expected = model.weights[key].copy()
+        if key == "window_layer.bias":
+            expected[2 * K :] += math.log(0.5)
+        np.testing.assert_allclose(value.numpy(), expected, atol=1e-6, err_msg=key)
+    bigger = ModelConfig.from_dict({**model.meta["config"], "hidden": config.hidden + 1})
+    with pytest.raises(ValueError, match="another architecture"):
+        warm_start(HandwritingNet(bigger), model)
