@@ -44,6 +44,11 @@ def about_html() -> str:
 may only be used under its terms: <b>non-commercial research</b> use. Work that uses them should cite<br>
 {escape(IAM_ONDB_CITATION)}<br>
 <a href="{IAM_ONDB_URL}">{IAM_ONDB_URL}</a></p>
+<p><b>The text models</b> (Dream): <code>text-shakespeare</code> was trained on Shakespeare's plays (public
+domain; the tiny-shakespeare corpus); <code>text-iam</code> on the transcriptions of IAM-OnDB's training
+lines, so the IAM-OnDB terms above (non-commercial research) bind it too.</p>
+<p><b>The sample photo</b> (Segmentation tab): Chelsea the cat by Stefan van der Walt, dedicated to the public
+domain (CC0 1.0); shipped with scikit-image as <code>skimage.data.chelsea</code>.</p>
 <p><b>Qt and PySide6</b> (Qt for Python) are used under the GNU Lesser General Public License version 3
 (LGPLv3); you may replace them with your own build of the same version.
 <a href="https://www.qt.io/licensing/open-source-lgpl-obligations">Qt's LGPL obligations</a>.</p>

@@ -1,17 +1,21 @@
-"""The Handwriting tab: type text, pick neatness and a seed, watch it written, export it."""
+"""The Handwriting tab: type text (or let the text model dream it), pick a style, neatness and a seed, watch it
+written, rewrite a line, set up the page and export it."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QColorDialog,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -22,23 +26,24 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import settings
+from desktop.dream import DreamedText, TextModelCache, dream_text_job
+from desktop.export import DEFAULT_INK, DEFAULT_PEN_WIDTH, FILTERS, FORMATS, export_pages, format_for
 from desktop.page_document import PageDocument, PageDocumentError
+from desktop.page_setup import PageSetupDialog, describe, saved_unit
 from desktop.playback import Playback, PlaybackBar
 from desktop.stroke_view import StrokeView
-from desktop.style_library import StyleLibrary, StylePicker
-from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, write_job
-from engine.formats.png import write_png
-from engine.formats.svg import write_svg
+from desktop.style_library import StyleLibrary, StylePicker, is_preset, style_label
+from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, replace_line, write_job
 from engine.handwriting.page import PageGeometry
 from engine.handwriting.styles import StyleError
-from engine.handwriting.writer import HandwritingWriter, shipped_model_path
+from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
 
 DEFAULT_TEXT = "Penwright writes by hand"
 DEFAULT_BIAS = 0.75  # the command line's default: neat but still varied
 BIAS_STEPS_PER_UNIT = 100
+PREVIEW_DELAY_MS = 350  # after the neatness slider stops moving, the page is written again with the new value
 MAX_SEED = 2**31 - 1
-SVG_FILTER = "SVG image (*.svg)"
-PNG_FILTER = "PNG image (*.png)"
+SVG_FILTER, PNG_FILTER, INKML_FILTER, GCODE_FILTER = (f.filter for f in FORMATS)
 
 STATUS_STYLES = {
     "info": "color: palette(text);",
@@ -72,7 +77,14 @@ class HandwritingTab(QWidget):
         self._model_path: Path | None = None
         self._written_style = ""  # the style of the job in flight (the picker may change meanwhile)
         self._requested_path: str | Path | None = model_path
-        self.page_geometry = PageGeometry()  # kept with saved pages; not edited here yet
+        self.page_geometry = PageGeometry()  # kept with saved pages and the settings; used by Export
+        self.line_seeds: dict[int, int] = {}  # lines written again on their own, with their seeds
+        self._replay_seeds: dict[int, int] = {}  # rewrites still to do after opening a page
+        self._rewriting: int | None = None  # the line being written again
+        self._job_notices: list[str] = []  # notices from before the job (e.g. characters the dream dropped)
+        self._writing = False  # a page is being written (not a dream's text, not a single line)
+        self.text_model_path: Path | None = None  # None: the one chosen in the settings, from resources/models
+        self._text_models = TextModelCache()
         self.backend, self.device = settings.runtime()
         self.runner = JobRunner(self)
         self._build()
@@ -95,6 +107,13 @@ class HandwritingTab(QWidget):
         self.bias_label.setMinimumWidth(32)
         self.bias_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.bias_slider.valueChanged.connect(self._show_bias)
+        # Live preview: user moves (drag, keys, wheel, clicks; not values set by the program) rewrite the page
+        # once the slider rests, replacing the job in flight.
+        self.bias_slider.actionTriggered.connect(self._bias_moved)
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setSingleShot(True)
+        self.preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self.preview_timer.timeout.connect(self._preview)
         self.bias_slider.setValue(round(DEFAULT_BIAS * BIAS_STEPS_PER_UNIT))
         self._show_bias()
         bias_row = QHBoxLayout()
@@ -125,18 +144,57 @@ class HandwritingTab(QWidget):
         form.addRow("", self.style_hint)
         form.addRow("Neatness", bias_row)
         form.addRow("Seed", seed_row)
+        self.pen_width_spin = QDoubleSpinBox()
+        self.pen_width_spin.setRange(0.1, 2.0)
+        self.pen_width_spin.setSingleStep(0.05)
+        self.pen_width_spin.setSuffix(" mm")
+        self.pen_width_spin.setValue(DEFAULT_PEN_WIDTH)
+        self.pen_width_spin.setToolTip("The pen's width on paper (exports) and, in proportion, on screen.")
+        self.colour_button = QPushButton("Ink colour…")
+        self.colour_button.setToolTip("The ink's colour on screen and in SVG and PNG exports.")
+        self.colour_button.clicked.connect(self.choose_colour)
+        self.pen_colour = DEFAULT_INK
+        self.pen_width_spin.valueChanged.connect(lambda width: self.set_pen(width, self.pen_colour))
+        pen_row = QHBoxLayout()
+        pen_row.addWidget(self.pen_width_spin, 1)
+        pen_row.addWidget(self.colour_button)
+        form.addRow("Pen", pen_row)
+        self.page_button = QPushButton("Page setup…")
+        self.page_button.setToolTip("Paper size, margins, line spacing and letter height of exports.")
+        self.page_button.clicked.connect(self.edit_page_setup)
+        self.page_label = QLabel()
+        self.page_label.setWordWrap(True)
+        self.page_label.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        form.addRow("Page", self.page_button)
+        form.addRow("", self.page_label)
 
         self.write_button = QPushButton("Write")
         self.write_button.setDefault(True)
         self.write_button.setMinimumHeight(32)
         self.write_button.clicked.connect(self.write)
+        self.dream_button = QPushButton("Dream")
+        self.dream_button.setMinimumHeight(32)
+        self.dream_button.setToolTip(
+            "The text model writes a sentence (continuing your text, if any), then it is written by hand "
+            "(Ctrl+D). Choose the text model and its temperature in File → Settings."
+        )
+        self.dream_button.clicked.connect(self.dream)
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Save the handwriting as SVG or PNG.")
+        self.export_button.setToolTip("Save the page as SVG, PNG, InkML or pen-plotter G-code.")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export)
+        self.rewrite_button = QPushButton("Rewrite line")
+        self.rewrite_button.setToolTip(
+            "Write the line where the text cursor is again, with a new seed; the other lines stay as they are."
+        )
+        self.rewrite_button.setEnabled(False)
+        self.rewrite_button.clicked.connect(lambda: self.rewrite_line())
         buttons = QHBoxLayout()
         buttons.addWidget(self.write_button, 2)
-        buttons.addWidget(self.export_button, 1)
+        buttons.addWidget(self.dream_button, 1)
+        more_buttons = QHBoxLayout()
+        more_buttons.addWidget(self.rewrite_button, 1)
+        more_buttons.addWidget(self.export_button, 1)
 
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
@@ -151,6 +209,7 @@ class HandwritingTab(QWidget):
         controls.addWidget(self.text_edit, 1)
         controls.addLayout(form)
         controls.addLayout(buttons)
+        controls.addLayout(more_buttons)
         controls.addSpacing(6)
         controls.addWidget(self.model_label)
         panel = QWidget()
@@ -158,6 +217,9 @@ class HandwritingTab(QWidget):
         panel.setFixedWidth(340)
 
         self.view = StrokeView()
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._view_menu)
+        self.view.setToolTip("Right-click a line to write it again.")
         self.playback = Playback(self.view, self)
         self.playback_bar = PlaybackBar(self.playback)
         page = QVBoxLayout()
@@ -187,6 +249,7 @@ class HandwritingTab(QWidget):
 
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, activated=self.write)
+        QShortcut(QKeySequence("Ctrl+D"), self, activated=self.dream)
         self._style_changed(self.style_picker.current)
 
     # --- state shown to the user ---------------------------------------------------------------------
@@ -235,14 +298,27 @@ class HandwritingTab(QWidget):
     def _show_bias(self) -> None:
         self.bias_label.setText(f"{self.bias:.2f}")
 
+    def _bias_moved(self) -> None:
+        if self._writer is not None and (self._result is not None or self._writing):
+            self.preview_timer.start()
+
+    def _preview(self) -> None:
+        """The slider has rested: write the page again with the new neatness (same text, style and seed)."""
+        if self._writer is not None and (self._result is not None or self._writing) and self.texts():
+            self.write()
+
     def _style_changed(self, name: str) -> None:
-        if name:
+        if is_preset(name):
+            self.style_hint.setText("A preset that ships with Penwright. Save your own in the My handwriting tab.")
+        elif name:
             self.style_hint.setText("Writes in your style; raise Neatness to clean up your handwriting.")
         else:
             self.style_hint.setText("Make a style from your own handwriting in the My handwriting tab.")
 
     def _busy_changed(self, busy: bool) -> None:
         self.progress.setVisible(busy)
+        if not busy:
+            self._next_replay()
 
     def _set_result(self, result: WriteResult | None) -> None:
         self._result = result
@@ -251,6 +327,7 @@ class HandwritingTab(QWidget):
         else:
             self.playback.load(result.lines)
         self.export_button.setEnabled(result is not None)
+        self.rewrite_button.setEnabled(result is not None)
         self.export_available.emit(result is not None)
 
     # --- settings ------------------------------------------------------------------------------------
@@ -260,11 +337,26 @@ class HandwritingTab(QWidget):
         self.bias_slider.setValue(round(settings.read("write/bias", DEFAULT_BIAS, float) * BIAS_STEPS_PER_UNIT))
         self.seed_spin.setValue(settings.read("write/seed", 1, int))
         self.style_picker.select(settings.read("write/style", ""))
+        self.pen_width_spin.setValue(settings.read("pen/width", DEFAULT_PEN_WIDTH, float))
+        colour = QColor(settings.read("pen/colour", DEFAULT_INK))
+        self.set_pen(self.pen_width_spin.value(), colour.name() if colour.isValid() else DEFAULT_INK)
+        try:
+            self.page_geometry = PageDocument.from_json(settings.read("page/document", "")).geometry
+        except PageDocumentError:
+            self.page_geometry = PageGeometry()
+        self._show_page_setup()
 
     def save_settings(self) -> None:
-        settings.write("write/bias", self.bias)
-        settings.write("write/seed", self.seed_spin.value())
-        settings.write("write/style", self.style_name)
+        settings.write_many(
+            {
+                "write/bias": self.bias,
+                "write/seed": self.seed_spin.value(),
+                "write/style": self.style_name,
+                "pen/width": self.pen_width_spin.value(),
+                "pen/colour": self.pen_colour,
+                "page/document": PageDocument("", geometry=self.page_geometry).to_json(),
+            }
+        )
 
     def set_runtime(self, backend: str, device: str) -> None:
         """Run the model on another backend or device: reloads it when either changed."""
@@ -281,6 +373,9 @@ class HandwritingTab(QWidget):
         self._model_path = Path(path) if path else shipped_model_path("synthesis")
         self.write_button.setEnabled(False)
         self.variation_button.setEnabled(False)
+        self.dream_button.setEnabled(False)
+        self._writing = False
+        self.preview_timer.stop()
         self._set_result(None)
         self.view.show_message("Loading the handwriting model…")
         self.set_status("Loading the handwriting model…")
@@ -294,6 +389,7 @@ class HandwritingTab(QWidget):
         self._writer = writer
         self.write_button.setEnabled(True)
         self.variation_button.setEnabled(True)
+        self.dream_button.setEnabled(True)
         self.view.show_message("Type some text and press Write.")
         runtime = describe_runtime(writer)
         notices = list(getattr(writer.stepper, "notices", []) or [])
@@ -321,19 +417,19 @@ class HandwritingTab(QWidget):
         if not texts:
             self.set_status("Type some text to write first.", "error")
             return
-        prime = None
-        if self.style_name:
-            try:
-                prime = self.library.prime(self.style_name, self._writer)
-            except StyleError as exc:
-                self.set_status(str(exc), "error")
-                return
+        prime = self._style_prime()
+        if prime is False:
+            return
         self._set_result(None)
         self.save_settings()
+        self.line_seeds = {}
+        self._rewriting = None
+        self._job_notices = []
+        self._writing = True
         self._written_style = self.style_name if prime is not None else ""
         self.view.begin(len(texts))
         noun = "line" if len(texts) == 1 else "lines"
-        style = f" in the style {self.style_name!r}" if prime is not None else ""
+        style = f" in the style {style_label(self.style_name)!r}" if prime is not None else ""
         self.set_status(f"Writing {len(texts)} {noun}{style}…")
         try:
             self.job_started.emit(self._writer.prepare(texts)[0])  # the text as the model will read it
@@ -351,6 +447,16 @@ class HandwritingTab(QWidget):
             on_error=self._write_failed,
         )
 
+    def _style_prime(self) -> Prime | None | bool:
+        """The chosen style's prime, None for no style, False (after saying why) when it cannot be used."""
+        if not self.style_name or self._writer is None:
+            return None
+        try:
+            return self.library.prime(self.style_name, self._writer)
+        except StyleError as exc:
+            self.set_status(str(exc), "error")
+            return False
+
     def another_variation(self) -> None:
         """Same text and neatness, new seed: a different hand-written take."""
         seed = self.seed_spin.value()
@@ -361,23 +467,26 @@ class HandwritingTab(QWidget):
 
     def _progress(self, progress: WriteProgress) -> None:
         for update in progress.updates:
-            self.view.add(update.line, update.closed, update.open)
+            self.view.add(update.line if self._rewriting is None else self._rewriting, update.closed, update.open)
+        if self._rewriting is not None:
+            return
         self.job_progress.emit(progress)
         finished = sum(progress.done)
         if finished < len(progress.done):
             self.set_status(f"Writing… {finished} of {len(progress.done)} lines done, {progress.steps} pen steps.")
 
     def _written(self, result: WriteResult) -> None:
+        self._writing = False
         self.view.finish()
         self._set_result(result)
         self.job_finished.emit(result)
         noun = "line" if len(result.lines) == 1 else "lines"
         message = (
             f"Wrote {len(result.lines)} {noun} in {result.seconds:.1f} s "
-            f"({'style ' + repr(self._written_style) + ', ' if result.primed else ''}"
+            f"({'style ' + repr(style_label(self._written_style)) + ', ' if result.primed else ''}"
             f"neatness {result.bias:.2f}, seed {result.seed})."
         )
-        notes = list(result.notices)
+        notes = [*self._job_notices, *result.notices]
         if result.capped_lines:
             which = ", ".join(str(i + 1) for i in result.capped_lines)
             noun = "line" if len(result.capped_lines) == 1 else "lines"
@@ -388,41 +497,201 @@ class HandwritingTab(QWidget):
             self.set_status(message)
 
     def _write_failed(self, message: str) -> None:
+        self._writing = False
+        if self._rewriting is not None and self._result is not None:
+            self._rewriting = None
+            self.view.set_lines(self._result.lines)
+            self.set_status(message, "error")
+            return
         self.view.show_message("Nothing written.")
         self.set_status(message, "error")
+
+    # --- one line again ------------------------------------------------------------------------------
+
+    def cursor_line(self) -> int:
+        """Which written line the text cursor is on (blank lines are not written, so they do not count)."""
+        block = self.text_edit.textCursor().blockNumber()
+        lines = self.text_edit.toPlainText().splitlines()
+        return max(sum(1 for line in lines[: block + 1] if line.strip()) - 1, 0)
+
+    def rewrite_line(self, index: int | None = None, seed: int | None = None) -> bool:
+        """Write one line again (a new seed unless given), keeping the others; False when it cannot be done now."""
+        if self._writer is None or self._result is None or self.busy:
+            return False
+        index = self.cursor_line() if index is None else index
+        texts = self.texts()
+        if len(texts) != len(self._result.lines):
+            self.set_status("The text has changed since it was written: press Write first.", "error")
+            return False
+        if not 0 <= index < len(texts):
+            return False
+        if self._written_style != self.style_name:
+            self.set_status("The style has changed since the page was written: press Write first.", "error")
+            return False
+        prime = self._style_prime()
+        if prime is False:  # the style cannot be used any more; the status says why
+            return False
+        if seed is None:
+            seed = random.randint(0, MAX_SEED)
+        self._rewriting = index
+        self.view.restart_line(index)
+        self.set_status(f"Writing line {index + 1} again (seed {seed})…")
+        self.runner.submit(
+            write_job,
+            self._writer,
+            [texts[index]],
+            self._result.bias,
+            seed,
+            prime,
+            on_yield=self._progress,
+            on_return=lambda result: self._line_rewritten(index, seed, result),
+            on_error=self._write_failed,
+        )
+        return True
+
+    def _view_menu(self, pos: QPoint) -> None:
+        """Right-click on a written line: write that line again."""
+        index = self.view.line_at(pos.y())
+        if index is None or self._result is None:
+            return
+        menu = QMenu(self)
+        action = menu.addAction(f"Write line {index + 1} again")
+        action.setEnabled(not self.busy)
+        action.triggered.connect(lambda: self.rewrite_line(index))
+        menu.popup(self.view.mapToGlobal(pos))
+
+    def _line_rewritten(self, index: int, seed: int, line: WriteResult) -> None:
+        self._rewriting = None
+        self.line_seeds[index] = seed
+        result = replace_line(self._result, index, line)
+        self.view.finish()
+        self._result = result
+        self.playback.load(result.lines)
+        self.job_finished.emit(result)
+        self.set_status(
+            f"Wrote line {index + 1} again in {line.seconds:.1f} s (seed {seed}); the others are as they were."
+        )
+
+    def _next_replay(self) -> None:
+        """After opening a page: write again, one by one, the lines its document says were rewritten."""
+        if self._replay_seeds and self._result is not None:
+            index = min(self._replay_seeds)
+            seed = self._replay_seeds.pop(index)
+            if not self.rewrite_line(index, seed):
+                self._replay_seeds = {}
+
+    # --- dream ---------------------------------------------------------------------------------------
+
+    def dream(self) -> None:
+        """The text model writes a sentence (continuing the text, if any), shown as it comes; then it is written."""
+        if self._writer is None:
+            return
+        prime = " ".join(self.text_edit.toPlainText().split())
+        self._set_result(None)
+        self._rewriting = None
+        self._writing = False
+        self.preview_timer.stop()
+        self.text_edit.setPlainText(prime + " " if prime else "")
+        self.view.show_message("The text model is writing…")
+        self.set_status("Dreaming: the text model is writing" + (" on from your text…" if prime else " a sentence…"))
+        self.runner.submit(
+            dream_text_job,
+            self._text_models,
+            self.text_model_path,
+            prime,
+            settings.temperature(),
+            self.seed_spin.value(),
+            self._writer.alphabet,
+            on_yield=self._dream_char,
+            on_return=self._dreamt,
+            on_error=self._write_failed,
+        )
+
+    def _dream_char(self, char: str) -> None:
+        cursor = self.text_edit.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(" " if char == "\n" and not self.text_edit.toPlainText().endswith(" ") else char.strip("\n"))
+        self.text_edit.setTextCursor(cursor)
+
+    def _dreamt(self, dreamt: DreamedText) -> None:
+        self.text_edit.setPlainText("\n".join(dreamt.lines))
+        self.write()
+        self._job_notices = list(dreamt.notices)
 
     # --- export --------------------------------------------------------------------------------------
 
     def export(self) -> None:
-        """Ask where to save, then write SVG or PNG (chosen by extension, else by the dialog's filter)."""
+        """Ask where to save, then write the page as SVG, PNG, InkML or G-code (by extension, else the filter)."""
         if self._result is None:
             return
         path_text, chosen = QFileDialog.getSaveFileName(
-            self, "Export handwriting", str(Path.home() / "handwriting.svg"), f"{SVG_FILTER};;{PNG_FILTER}"
+            self, "Export handwriting", str(Path.home() / "handwriting.svg"), FILTERS
         )
         if not path_text:
             return
-        path = Path(path_text)
-        if path.suffix.lower() not in (".svg", ".png"):
-            path = path.with_name(path.name + (".png" if chosen == PNG_FILTER else ".svg"))
-        title = " / ".join(self._result.texts)
+        path = format_for(Path(path_text), chosen)
         try:
-            if path.suffix.lower() == ".png":
-                write_png(path, self._result.lines)
-            else:
-                write_svg(path, self._result.lines, title=title)
+            files, pages = export_pages(
+                path,
+                self._result.lines,
+                self._result.texts,
+                self.page_geometry,
+                self.pen_width_spin.value(),
+                self.pen_colour,
+            )
         except (OSError, ValueError) as exc:
             reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
             self.set_status(f"Could not export to {path}: {reason}.", "error")
             return
-        self.set_status(f"Exported to {path}.")
+        where = str(files[0]) if len(files) == 1 else f"{len(files)} pages, {files[0].name} to {files[-1].name}"
+        notes = [note for page in pages for note in page.notes]
+        if notes:
+            self.set_status(f"Exported to {where}. Note: " + "; ".join(notes) + ".", "notice")
+        else:
+            self.set_status(f"Exported to {where}.")
+
+    # --- pen -----------------------------------------------------------------------------------------
+
+    def set_pen(self, width: float, colour: str) -> None:
+        """Pen width (mm) and ink colour ("#rrggbb") for the page on screen and the exports."""
+        self.pen_colour = QColor(colour).name()
+        if abs(self.pen_width_spin.value() - width) > 1e-9:
+            self.pen_width_spin.setValue(width)
+        self.view.set_pen(QColor(self.pen_colour), self.pen_width_spin.value() / DEFAULT_PEN_WIDTH)
+        swatch = QPixmap(14, 14)
+        swatch.fill(QColor(self.pen_colour))
+        self.colour_button.setIcon(QIcon(swatch))
+
+    def choose_colour(self) -> None:
+        colour = QColorDialog.getColor(QColor(self.pen_colour), self, "Ink colour")
+        if colour.isValid():
+            self.set_pen(self.pen_width_spin.value(), colour.name())
+            self.save_settings()
+
+    # --- page setup ----------------------------------------------------------------------------------
+
+    def edit_page_setup(self) -> PageSetupDialog:
+        dialog = PageSetupDialog(self.page_geometry, self)
+        dialog.accepted.connect(lambda: self.set_page_geometry(dialog.geometry_value))
+        dialog.open()
+        return dialog
+
+    def set_page_geometry(self, geometry: PageGeometry) -> None:
+        self.page_geometry = geometry
+        self._show_page_setup()
+        self.save_settings()
+
+    def _show_page_setup(self) -> None:
+        self.page_label.setText(describe(self.page_geometry, saved_unit()))
 
     # --- page documents ------------------------------------------------------------------------------
 
     def page_document(self) -> PageDocument:
         """What is needed to write this page again."""
         text = self.text_edit.toPlainText()
-        return PageDocument(text, self.style_name, self.seed_spin.value(), self.bias, self.page_geometry)
+        return PageDocument(
+            text, self.style_name, self.seed_spin.value(), self.bias, self.page_geometry, dict(self.line_seeds)
+        )
 
     def save_page(self, path: str | Path) -> bool:
         try:
@@ -445,9 +714,10 @@ class HandwritingTab(QWidget):
         self.seed_spin.setValue(min(max(document.seed, 0), MAX_SEED))
         self.style_picker.select(document.style)
         self.page_geometry = document.geometry
+        self._show_page_setup()
         if document.style and self.style_name != document.style:
             self.set_status(
-                f"Opened {path}, but the style {document.style!r} is not in your styles; "
+                f"Opened {path}, but the style {style_label(document.style)!r} is not in your styles; "
                 "it is written in the model's own hand.",
                 "notice",
             )
@@ -456,6 +726,7 @@ class HandwritingTab(QWidget):
         if self._writer is not None:
             notice = (self.status_text, self.status_kind)
             self.write()
+            self._replay_seeds = dict(document.line_seeds)
             if notice[1] == "notice":
                 self.set_status(notice[0], "notice")
         return True

@@ -1,4 +1,4 @@
-"""The main window: one tab per task (Handwriting, My handwriting; Segmentation later) and the shared menus."""
+"""The main window: one tab per task (Handwriting, My handwriting, Segmentation) and the shared menus."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from desktop.about import AboutDialog
 from desktop.handwriting_tab import HandwritingTab
 from desktop.insight import AttentionPlot, DensityPlot
 from desktop.page_document import SUFFIX
+from desktop.segmentation.tab import SegmentationTab
 from desktop.style_library import StyleLibrary
 from desktop.style_panel import StylePanel
 
@@ -31,6 +32,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.handwriting, "Handwriting")
         self.my_handwriting = StylePanel(self.styles, lambda: self.handwriting.writer)
         self.tabs.addTab(self.my_handwriting, "My handwriting")
+        self.segmentation = SegmentationTab()
+        self.tabs.addTab(self.segmentation, "Segmentation")
         self.setCentralWidget(self.tabs)
         self.attention = AttentionPlot()
         self.density = DensityPlot()
@@ -75,6 +78,9 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(open_page)
         file_menu.addAction(save_page)
+        page_setup = QAction("Page set&up…", self)
+        page_setup.triggered.connect(self.handwriting.edit_page_setup)
+        file_menu.addAction(page_setup)
         file_menu.addSeparator()
         file_menu.addAction(load)
         file_menu.addAction(self.export_action)
@@ -138,5 +144,6 @@ class MainWindow(QMainWindow):
         settings.write("window/geometry", self.saveGeometry())
         settings.write("window/state", self.saveState())
         self.handwriting.shutdown()
-        self.my_handwriting.canvas.flush()
+        self.segmentation.shutdown()
+        self.my_handwriting.shutdown()
         super().closeEvent(event)

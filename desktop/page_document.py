@@ -1,4 +1,5 @@
-"""A page document: what is needed to write the same page again (text, style, seed, neatness, page geometry).
+"""A page document: what is needed to write the same page again (text, style, seed, neatness, page geometry,
+and the seeds of lines written again on their own).
 
 Saved as small JSON rather than strokes: the same model, text, bias and seed write the same handwriting,
 and the file stays readable and editable. Written atomically, so a crash never leaves half a page.
@@ -30,10 +31,12 @@ class PageDocument:
     seed: int = 1
     bias: float = 0.75
     geometry: PageGeometry = field(default_factory=PageGeometry)
+    line_seeds: dict[int, int] = field(default_factory=dict)  # line (0-based) -> seed it was rewritten with
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"format": FORMAT, "version": VERSION, **asdict(self)}
         data["geometry"]["margins"] = list(self.geometry.margins)
+        data["line_seeds"] = {str(k): v for k, v in sorted(self.line_seeds.items())}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -56,6 +59,7 @@ class PageDocument:
                 seed=int(data.get("seed", 1)),
                 bias=float(data.get("bias", 0.75)),
                 geometry=PageGeometry(**geometry),
+                line_seeds={int(k): int(v) for k, v in dict(data.get("line_seeds") or {}).items()},
             )
         except PageError as exc:
             raise PageDocumentError(f"its page geometry is invalid: {exc}") from exc

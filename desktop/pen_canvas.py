@@ -3,7 +3,8 @@
 Points are kept as the pen gave them (x, y in canvas pixels with y down, time in seconds, pressure 0..1 or
 NaN when the device has none), because the engine's styles normalise scale and sampling rate themselves.
 Nothing written is lost: every change is autosaved (atomically) shortly after it happens and restored when
-a canvas is created again, clear and erase are undoable.
+a canvas is created again, clear and erase are undoable. In prediction mode a heat map (computed elsewhere,
+see desktop.prediction) is painted under the ink: where the prediction network expects the pen to go.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QImage,
     QKeySequence,
     QMouseEvent,
     QPainter,
@@ -30,6 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.atomic import atomic_write_text
+from engine.handwriting.prediction_heatmap import HeatMap
 from engine.paths import data_dir
 
 AUTOSAVE_NAME = "canvas-autosave.json"
@@ -46,6 +50,9 @@ ERASER_RADIUS = 8.0  # pixels: how close the eraser must come to a stroke to rem
 # fainter ascender line; a size that gives the model enough points per letter even from a mouse.
 BASELINE = 150.0
 X_HEIGHT = 36.0
+# The letter height the engine measures (the interquartile band of the ink's y, engine.handwriting.style_metrics)
+# is about 0.6 x-heights for ink written on these guides: the scale assumed until there is enough ink to measure.
+GUIDE_LETTER_HEIGHT = 0.6 * X_HEIGHT
 CANVAS_HEIGHT = 250
 
 Point = tuple[float, float, float, float]  # x, y (down), time s, pressure (NaN: unknown)
@@ -62,6 +69,7 @@ class PenCanvas(QWidget):
     """Records strokes; ``changed`` fires after every stroke, erase, undo, clear or restore."""
 
     changed = Signal()
+    inking = Signal()  # the stroke in progress grew (prediction mode follows the pen while it writes)
 
     def __init__(self, autosave_path: str | Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +82,8 @@ class PenCanvas(QWidget):
         self._clock = time.monotonic()
         self.device = "mouse"  # the last device that drew: a style records it as its source
         self.guides_visible = True
+        self.heatmap: HeatMap | None = None
+        self._heat_image: QImage | None = None
         self.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(480)
@@ -102,6 +112,17 @@ class PenCanvas(QWidget):
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)
+
+    def ink(self) -> list[np.ndarray]:
+        """Every stroke as (n, 2) pixel points, y down, the one being written included (for prediction)."""
+        strokes = [*self._strokes, *([self._current] if self._current else [])]
+        return [np.array([(p[0], p[1]) for p in stroke]) for stroke in strokes]
+
+    def set_heatmap(self, heatmap: HeatMap | None) -> None:
+        """Show (or with None, hide) the prediction heat map under the ink."""
+        self.heatmap = heatmap
+        self._heat_image = heat_image(heatmap) if heatmap is not None else None
+        self.update()
 
     def widths(self, index: int) -> list[float]:
         """The drawn width of each segment of stroke ``index`` (from the mean pressure of its two ends)."""
@@ -243,6 +264,7 @@ class PenCanvas(QWidget):
             last = self._current[-1]
             if (pos.x(), pos.y()) != (last[0], last[1]):
                 self._current.append((pos.x(), pos.y(), self._now(), pressure))
+                self.inking.emit()
                 # Repaint only around the new segment: a long line of ink stays smooth to write on.
                 margin = MAX_WIDTH + 2
                 dirty = QRectF(QPointF(last[0], last[1]), pos).normalized().adjusted(-margin, -margin, margin, margin)
@@ -273,6 +295,11 @@ class PenCanvas(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), PAPER)
+        if self._heat_image is not None and self.heatmap is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            cell = self.heatmap.cell
+            target = QRectF(0, 0, self._heat_image.width() * cell, self._heat_image.height() * cell)
+            painter.drawImage(target, self._heat_image)
         if self.guides_visible:
             self._paint_guides(painter)
         for stroke in self._strokes:
@@ -293,6 +320,28 @@ class PenCanvas(QWidget):
         painter.drawLine(QPointF(left, BASELINE - X_HEIGHT), QPointF(right, BASELINE - X_HEIGHT))
         painter.setPen(QPen(GUIDE, 1.4))
         painter.drawLine(QPointF(left, BASELINE), QPointF(right, BASELINE))
+
+
+TRAIL_RGB = (59, 111, 214)  # the predictions along the writing: a soft blue
+NEXT_RGB = (255, 110, 20)  # the prediction after the last point: orange, where the pen should go next
+
+
+def heat_image(heatmap: HeatMap) -> QImage:
+    """The heat map as an RGBA image, one pixel per cell: brighter where more probability mass lies."""
+    trail, upcoming = heatmap.trail, heatmap.next
+    top = float(np.quantile(trail[trail > 0], 0.98)) if (trail > 0).any() else 1.0
+    a_trail = np.sqrt(np.clip(trail / max(top, 1e-12), 0, 1)) * 0.75
+    peak = float(upcoming.max()) if upcoming.size else 0.0
+    a_next = (np.clip(upcoming / peak, 0, 1) ** 0.7) * 0.9 if peak > 0 else np.zeros_like(upcoming)
+    alpha = a_next + a_trail * (1 - a_next)
+    rgba = np.zeros((*trail.shape, 4), np.uint8)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k in range(3):
+            mixed = (NEXT_RGB[k] * a_next + TRAIL_RGB[k] * a_trail * (1 - a_next)) / np.where(alpha > 0, alpha, 1)
+            rgba[..., k] = np.clip(mixed, 0, 255).astype(np.uint8)
+    rgba[..., 3] = np.clip(alpha * 255, 0, 255).astype(np.uint8)
+    rows, cols = trail.shape
+    return QImage(rgba.tobytes(), cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
 
 
 def _paint_stroke(painter: QPainter, stroke: list[Point]) -> None:

@@ -5,6 +5,11 @@
     xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --canvas docs/app-pen-canvas.png
     PENWRIGHT_SYNTHESIS_MODEL=model.npz xvfb-run -s "-screen 0 1600x900x24" \
         python -m desktop.screenshot --insight attention --size 1560x760 docs/app-insight.png
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --style "preset:Penwright neat" --bias 1 \
+        --seed 2 --text "Penwright writes in your style\\nthe quick brown fox jumps" docs/app-handwriting.png
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --prediction docs/app-prediction.png
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --dream --style "preset:Penwright neat" \
+        --text "" docs/app-dream.png      # PENWRIGHT_TEXT_MODEL=FILE.npz: another text model
 
 User data (styles, the canvas autosave, settings) goes to a temporary folder, so a screenshot never touches yours.
 
@@ -20,15 +25,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QEventLoop, QSettings
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import MODEL_ENV
 from desktop.main_window import MainWindow
-from desktop.pen_canvas import BASELINE, X_HEIGHT
+from desktop.pen_canvas import BASELINE, GUIDE_LETTER_HEIGHT, X_HEIGHT
+from engine.handwriting.style_metrics import letter_height
+from engine.handwriting.styles import load_preset
 
 SAMPLE = "Penwright writes by hand\nthe quick brown fox jumps"
+TEXT_MODEL_ENV = "PENWRIGHT_TEXT_MODEL"  # a text model for --dream instead of the one the settings choose
 
 
 def _wait(app: QApplication, done: Callable[[], bool], seconds: float) -> bool:
@@ -43,9 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", help="PNG file to write")
     parser.add_argument("--text", default=SAMPLE, help="text to write (\\n separates lines)")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--bias", type=float, help="neatness (default: the app's)")
     parser.add_argument("--size", default="1120x680", help="window size WxH")
     parser.add_argument("--canvas", action="store_true", help="show the My handwriting tab with demo ink")
     parser.add_argument("--insight", choices=("attention", "density"), help="open this insight plot beside the page")
+    parser.add_argument("--style", default="", help='write in this style (a preset: "preset:NAME")')
+    parser.add_argument(
+        "--prediction", action="store_true", help="the My handwriting tab with ink and the prediction heat map"
+    )
+    parser.add_argument(
+        "--dream", action="store_true", help="press Dream; the picture is taken while the handwriting streams"
+    )
     args = parser.parse_args(argv)
     os.environ["PENWRIGHT_DATA_DIR"] = tempfile.mkdtemp(prefix="penwright-screenshot-")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # settings too: the picture uses the defaults
@@ -60,16 +78,32 @@ def main(argv: list[str] | None = None) -> int:
     _wait(app, lambda: tab.model_ready or tab.status_kind == "error", 120)
     if args.canvas:
         show_canvas(window)
+    elif args.prediction:
+        show_prediction(window)
+        prediction = window.my_handwriting.prediction
+        _wait(app, lambda: window.my_handwriting.canvas.heatmap is not None, 120)
+        _wait(app, lambda: not prediction.runner.busy, 60)
     elif tab.model_ready:
         if args.insight:
             (window.attention_dock if args.insight == "attention" else window.density_dock).show()
+        tab.style_picker.select(args.style)
+        if args.bias is not None:
+            tab.bias_slider.setValue(round(args.bias * 100))
         tab.text_edit.setPlainText(args.text.replace("\\n", "\n"))
         tab.seed_spin.setValue(args.seed)
-        tab.write()
-        _wait(app, lambda: not tab.busy, 300)
+        if args.dream:
+            text_model = os.environ.get(TEXT_MODEL_ENV)
+            tab.text_model_path = Path(text_model) if text_model else None
+            tab.dream()
+            # the text is complete and the first lines are being written: both halves on one picture
+            _wait(app, lambda: not tab.busy or tab.view.updates_received > 40, 300)
+        else:
+            tab.write()
+            _wait(app, lambda: not tab.busy, 300)
     _wait(app, lambda: False, 0.3)  # let the last repaint land
     ok = window.grab().save(args.output)
-    print(f"{'wrote' if ok else 'could not write'} {args.output}: {tab.status_text}")
+    status = window.my_handwriting.status_text if args.prediction else tab.status_text
+    print(f"{'wrote' if ok else 'could not write'} {args.output}: {status}")
     window.close()
     return 0 if ok else 1
 
@@ -105,6 +139,33 @@ def show_canvas(window: MainWindow) -> None:
         panel.name_edit.setText(name)
         panel.save_style()
     panel.picker.select("Everyday hand")
+
+
+def preset_ink(name: str = "Penwright neat", width: float = 1000.0) -> tuple[list[list[tuple]], str]:
+    """A preset's strokes on the canvas's guides, up to about ``width`` pixels: ink that looks written, part-way."""
+    style = load_preset(name)
+    xy = [np.asarray(s, float)[:, :2] for s in style.strokes]
+    band = letter_height(xy)
+    scale = GUIDE_LETTER_HEIGHT / band
+    every = np.concatenate(xy)
+    baseline = np.median(every[:, 1]) + 0.5 * band  # the band's lower edge: about the baseline
+    left = every[:, 0].min()
+    ink = []
+    for points in xy:
+        placed = np.column_stack([40 + (points[:, 0] - left) * scale, BASELINE + (points[:, 1] - baseline) * scale])
+        if placed[:, 0].max() > width:
+            break
+        ink.append([(x, y, 0.01 * i, 0.55) for i, (x, y) in enumerate(placed.tolist())])
+    return ink, style.text
+
+
+def show_prediction(window: MainWindow) -> None:
+    """The My handwriting tab part-way through a line, with the prediction heat map on."""
+    panel = window.my_handwriting
+    window.tabs.setCurrentWidget(panel)
+    ink, _ = preset_ink(width=0.75 * panel.canvas.width())
+    panel.canvas.set_strokes(ink)
+    panel.prediction_check.setChecked(True)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,9 @@ class StrokeView(QWidget):
         self._message = ""
         self._writing = False
         self._frame: list[tuple[np.ndarray, np.ndarray]] | None = None  # per-line bounds fixed during playback
+        self._centres: list[tuple[int, float]] = []  # (line, y on screen of its middle), as last painted
+        self.ink = QColor(INK)
+        self.width_factor = 1.0  # the pen's width relative to the default (the studio's pen width / 0.4 mm)
         self.updates_received = 0
 
     # --- content -------------------------------------------------------------------------------------
@@ -115,6 +118,16 @@ class StrokeView(QWidget):
             self._lines.append(_Line())
         self._lines[line].add(closed, open_)
         self.updates_received += 1
+        self.update()
+
+    def restart_line(self, line: int) -> None:
+        """Empty one line for writing it again; the others stay as they are."""
+        while line >= len(self._lines):
+            self._lines.append(_Line())
+        self._lines[line] = _Line()
+        self._frame = None
+        self._message = ""
+        self._writing = True
         self.update()
 
     def set_lines(self, lines: Sequence[Sequence[np.ndarray]]) -> None:
@@ -167,6 +180,18 @@ class StrokeView(QWidget):
     def message(self) -> str:
         return self._message
 
+    def set_pen(self, colour: QColor, width_factor: float = 1.0) -> None:
+        """Ink colour and width (relative to the default) of the writing on screen."""
+        self.ink = QColor(colour)
+        self.width_factor = width_factor
+        self.update()
+
+    def line_at(self, y: float) -> int | None:
+        """The line painted nearest to ``y`` (widget pixels), None when no ink is shown."""
+        if not self._centres:
+            return None
+        return min(self._centres, key=lambda item: abs(item[1] - y))[0]
+
     # --- painting ------------------------------------------------------------------------------------
 
     def paper_rect(self) -> QRectF:
@@ -183,6 +208,7 @@ class StrokeView(QWidget):
         painter.setBrush(PAPER)
         painter.drawRoundedRect(paper, 3, 3)
         inked = [(i, line) for i, line in enumerate(self._lines) if not line.empty]
+        self._centres = []
         if self._frame is not None:  # every line of the complete page takes its place, inked yet or not
             lines = self._lines + [_Line() for _ in range(len(self._frame) - len(self._lines))]
             inked = [(i, _framed(lines[i], lo, hi)) for i, (lo, hi) in enumerate(self._frame) if np.isfinite(lo).all()]
@@ -205,13 +231,15 @@ class StrokeView(QWidget):
         scale = min(area.width() / width, area.height() / height)
         # Left-aligned so a growing line does not slide about; centred vertically on the page.
         origin = QPointF(area.left() - left * scale, area.center().y() - (top + height / 2) * scale)
-        pen = QPen(INK, min(max(PEN_WIDTH * spacing * scale, 1.2), 3.2))
+        k = self.width_factor
+        pen = QPen(self.ink, min(max(PEN_WIDTH * spacing * scale * k, 1.2 * k, 0.6), 3.2 * k))
         pen.setCosmetic(True)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         for i, line in inked:
+            self._centres.append((i, origin.y() + (i * spacing - float(line.lo[1] + line.hi[1]) / 2) * scale))
             painter.setTransform(
                 QTransform().translate(origin.x(), origin.y() + i * spacing * scale).scale(scale, scale)
             )

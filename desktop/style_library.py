@@ -2,13 +2,16 @@
 
 A thin layer over ``engine.handwriting.styles``: it turns engine errors into sentences for the window and
 tells every picker when a style is saved or deleted, so the lists never go stale.
+
+A style is named by a key: the user's saved styles by their name (as pages and settings have always stored
+them), the presets that ship with the app by ``"preset:" + name``, so a user style may share a preset's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QMessageBox, QPushButton, QSizePolicy, QWidget
 
 from desktop.workers import readable_error
@@ -17,8 +20,10 @@ from engine.handwriting.styles import (
     StyleError,
     check_text,
     delete_style,
+    list_presets,
     list_styles,
     load_named_style,
+    load_preset,
     normalise_strokes,
     save_named_style,
     style_path,
@@ -26,6 +31,22 @@ from engine.handwriting.styles import (
 from engine.handwriting.writer import HandwritingWriter, Prime
 
 NO_STYLE = "No style (model's own)"
+PRESET_PREFIX = "preset:"
+PRESET_SUFFIX = " (preset)"
+TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
+
+
+def preset_key(name: str) -> str:
+    return PRESET_PREFIX + name
+
+
+def is_preset(key: str) -> bool:
+    return key.startswith(PRESET_PREFIX)
+
+
+def style_label(key: str) -> str:
+    """How a style is shown: presets are marked, so they are never mistaken for the user's own."""
+    return key[len(PRESET_PREFIX) :] + PRESET_SUFFIX if is_preset(key) else key
 
 
 class StyleLibrary(QObject):
@@ -36,6 +57,13 @@ class StyleLibrary(QObject):
     def names(self) -> list[str]:
         try:
             return list_styles()
+        except OSError:
+            return []
+
+    def presets(self) -> list[str]:
+        """Keys of the preset styles that ship with the app (read-only)."""
+        try:
+            return [preset_key(name) for name in list_presets()]
         except OSError:
             return []
 
@@ -77,26 +105,30 @@ class StyleLibrary(QObject):
             raise StyleError(readable_error(exc)) from exc
         self.changed.emit("")
 
-    def prime(self, name: str, writer: HandwritingWriter) -> Prime:
-        """The prime of a saved style for the loaded model; StyleError (readable) when it cannot be used."""
+    def prime(self, key: str, writer: HandwritingWriter) -> Prime:
+        """The prime of a style (a preset or a saved one) for the loaded model; StyleError (readable) when it
+        cannot be used."""
         try:
-            return load_named_style(name).prime(writer.convention, writer.alphabet)
+            style = load_preset(key[len(PRESET_PREFIX) :]) if is_preset(key) else load_named_style(key)
+            return style.prime(writer.convention, writer.alphabet)
         except (StyleError, OSError) as exc:
-            raise StyleError(f"The style {name!r} cannot be used: {readable_error(exc)}") from exc
+            raise StyleError(f"The style {style_label(key)!r} cannot be used: {readable_error(exc)}") from exc
 
 
 class StylePicker(QWidget):
-    """A combo box of "No style" plus the saved styles, with a Delete button; follows the library."""
+    """A combo box of "No style", the presets (marked, when ``presets``) and the saved styles, with a Delete
+    button for saved ones; follows the library. Values are style keys (see the module docstring)."""
 
     style_changed = Signal(str)  # "" for no style
     error = Signal(str)
 
-    def __init__(self, library: StyleLibrary, parent: QWidget | None = None) -> None:
+    def __init__(self, library: StyleLibrary, parent: QWidget | None = None, presets: bool = True) -> None:
         super().__init__(parent)
         self.library = library
+        self.with_presets = presets
         self.combo = QComboBox()
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.combo.setToolTip("Write in one of your saved styles, or in the model's own hand.")
+        self.combo.setToolTip("Write in a preset style, one of your saved styles, or the model's own hand.")
         self.delete_button = QPushButton("Delete")
         self.delete_button.setToolTip("Delete the chosen style (its file in your Penwright folder).")
         self.delete_button.clicked.connect(self.delete_current)
@@ -111,32 +143,49 @@ class StylePicker(QWidget):
 
     @property
     def current(self) -> str:
-        """The chosen style's name, "" for none."""
-        return "" if self.combo.currentIndex() <= 0 else self.combo.currentText()
+        """The chosen style's key, "" for none."""
+        return str(self.combo.currentData() or "")
+
+    def keys(self) -> list[str]:
+        """Every style offered, presets first."""
+        return [str(self.combo.itemData(i)) for i in range(1, self.combo.count()) if self.combo.itemData(i)]
 
     def names(self) -> list[str]:
-        return [self.combo.itemText(i) for i in range(1, self.combo.count())]
+        """The user's saved styles offered (presets left out)."""
+        return [key for key in self.keys() if not is_preset(key)]
 
-    def select(self, name: str) -> None:
-        index = self.combo.findText(name) if name else 0
+    def presets(self) -> list[str]:
+        return [key for key in self.keys() if is_preset(key)]
+
+    def select(self, key: str) -> None:
+        index = self.combo.findData(key) if key else 0
         self.combo.setCurrentIndex(max(index, 0))
 
     def refresh(self, select: str | None = None) -> None:
         keep = self.current if select is None else select
         self.combo.blockSignals(True)
         self.combo.clear()
-        self.combo.addItem(NO_STYLE)
-        self.combo.addItems(self.library.names())
-        index = self.combo.findText(keep) if keep else 0
+        self.combo.addItem(NO_STYLE, "")
+        presets = self.library.presets() if self.with_presets else []
+        for key in presets:
+            self.combo.addItem(style_label(key), key)
+            self.combo.setItemData(self.combo.count() - 1, "Ships with Penwright (read-only)", TOOLTIP_ROLE)
+        names = self.library.names()
+        if presets and names:
+            self.combo.insertSeparator(self.combo.count())
+        for name in names:
+            self.combo.addItem(name, name)
+            self.combo.setItemData(self.combo.count() - 1, "Your saved style", TOOLTIP_ROLE)
+        index = self.combo.findData(keep) if keep else 0
         self.combo.setCurrentIndex(max(index, 0))
         self.combo.blockSignals(False)
-        self.delete_button.setEnabled(bool(self.current))
+        self._update_delete()
         if self.current != keep:
             self.style_changed.emit(self.current)
 
     def delete_current(self) -> None:
         name = self.current
-        if not name or not self.confirm(name):
+        if not name or is_preset(name) or not self.confirm(name):
             return
         try:
             self.library.delete(name)
@@ -147,8 +196,11 @@ class StylePicker(QWidget):
         answer = QMessageBox.question(self, "Delete style", f"Delete the style {name!r}? This cannot be undone.")
         return answer == QMessageBox.StandardButton.Yes
 
+    def _update_delete(self) -> None:
+        self.delete_button.setEnabled(bool(self.current) and not is_preset(self.current))
+
     def _picked(self) -> None:
-        self.delete_button.setEnabled(bool(self.current))
+        self._update_delete()
         self.style_changed.emit(self.current)
 
     def _library_changed(self, saved: str) -> None:

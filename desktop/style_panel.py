@@ -1,4 +1,5 @@
-"""The "My handwriting" tab: write a line on the pen canvas, type what it says, save it as a style."""
+"""The "My handwriting" tab: write a line on the pen canvas, type what it says, save it as a style; optionally
+watch where the prediction network expects the pen to go next."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.pen_canvas import PenCanvas
+from desktop.prediction import PredictionMode
 from desktop.style_library import StyleLibrary, StylePicker
 from engine.handwriting.styles import StyleError
 from engine.handwriting.writer import HandwritingWriter
@@ -51,6 +53,8 @@ class StylePanel(QWidget):
         self.library = library
         self._writer = writer
         self.canvas = canvas or PenCanvas()
+        self.prediction = PredictionMode(self.canvas, parent=self)
+        self.prediction.message.connect(lambda message: self.set_status(message, "error"))
         self.confirm_overwrite: Callable[[str], bool] = self._ask_overwrite
         self._build()
         self.canvas.changed.connect(self._canvas_changed)
@@ -70,12 +74,19 @@ class StylePanel(QWidget):
         self.guides_check = QCheckBox("Guide lines")
         self.guides_check.setChecked(self.canvas.guides_visible)
         self.guides_check.toggled.connect(self.canvas.set_guides_visible)
+        self.prediction_check = QCheckBox("Show prediction")
+        self.prediction_check.setToolTip(
+            "As you write, the prediction network (the paper's unconditional model) shows where it expects the "
+            "pen next: orange for the next point, blue for its guesses along what you wrote."
+        )
+        self.prediction_check.toggled.connect(self.prediction.set_enabled)
         self.ink_label = QLabel()
         self.ink_label.setStyleSheet("color: palette(placeholder-text);")
         tools = QHBoxLayout()
         tools.addWidget(self.undo_button)
         tools.addWidget(self.clear_button)
         tools.addWidget(self.guides_check)
+        tools.addWidget(self.prediction_check)
         tools.addStretch(1)
         tools.addWidget(self.ink_label)
 
@@ -90,7 +101,7 @@ class StylePanel(QWidget):
         name_row = QHBoxLayout()
         name_row.addWidget(self.name_edit, 1)
         name_row.addWidget(self.save_button)
-        self.picker = StylePicker(self.library)
+        self.picker = StylePicker(self.library, presets=False)
         self.picker.error.connect(lambda message: self.set_status(message, "error"))
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -144,6 +155,11 @@ class StylePanel(QWidget):
             self.set_status(str(exc), "error")
             return
         self.set_status(f"Saved the style {saved!r}. The Handwriting tab now writes with it.")
+
+    def shutdown(self) -> None:
+        """Save pending ink and stop the prediction worker before the window goes."""
+        self.prediction.shutdown()
+        self.canvas.flush()
 
     def _ask_overwrite(self, name: str) -> bool:
         answer = QMessageBox.question(self, "Replace style", f"A style named {name!r} exists. Replace it?")

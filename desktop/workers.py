@@ -1,23 +1,26 @@
 """Background jobs: loading a model and writing text run off the UI thread, one at a time, cancellably.
 
-Jobs are superqt thread workers. A :class:`JobRunner` runs at most one: submitting a new job asks the
-running one to stop at its next chunk and starts the new one once the old thread has let go, so two jobs
-never compete for the CPU or the model, and late results of a cancelled job are dropped, never drawn.
+Jobs run on Qt's global thread pool (:class:`_Worker`: a plain function, or a generator whose values reach the
+UI thread as they come, as superqt's thread workers do; superqt itself is not imported because importing it
+builds all of its widgets, a third of the app's start-up). A :class:`JobRunner` runs at most one: submitting
+a new job asks the running one to stop at its next chunk and starts the new one once the old thread has let
+go, so two jobs never compete for the CPU or the model, and late results of a cancelled job are dropped,
+never drawn.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal
-from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from desktop.strokes import LineStrokes
 from engine.handwriting.alphabet import UnknownCharactersError
@@ -29,8 +32,7 @@ from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_pa
 class JobError(Exception):
     """A job failed; the message is meant for the user.
 
-    Deliberately not a RuntimeError: superqt swallows RuntimeErrors escaping a generator (it takes them
-    for a deleted worker) and would then never report the job as finished.
+    Deliberately not a RuntimeError: readable_error treats those as engine failures and rewords them.
     """
 
 
@@ -125,6 +127,31 @@ class WriteResult:
     recording: Recording | None = None
 
 
+def replace_line(page: WriteResult, index: int, line: WriteResult) -> WriteResult:
+    """The page with line ``index`` replaced by a one-line result (the same line written again on its own)."""
+
+    def swap(items: list, new) -> list:
+        return [*items[:index], new, *items[index + 1 :]]
+
+    recording = page.recording
+    if recording is not None and line.recording is not None:
+        recording = replace(
+            recording,
+            windows=swap(recording.windows, line.recording.windows[0]),
+            params=swap(recording.params, line.recording.params[0]),
+            offsets=swap(recording.offsets, line.recording.offsets[0]),
+        )
+    capped = sorted({*(i for i in page.capped_lines if i != index), *(index for _ in line.capped_lines)})
+    return replace(
+        page,
+        texts=swap(page.texts, line.texts[0]),
+        lines=swap(page.lines, line.lines[0]),
+        notices=sorted({*page.notices, *line.notices}),
+        capped_lines=capped,
+        recording=recording,
+    )
+
+
 def _join(parts: list, empty: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else empty
 
@@ -193,6 +220,52 @@ def write_job(
 Callback = Callable[[Any], None]
 
 
+class _Signals(QObject):
+    """Created on the UI thread, so what a worker emits is queued to the UI thread's event loop."""
+
+    yielded = Signal(object)
+    returned = Signal(object)
+    errored = Signal(object)
+    finished = Signal()
+
+
+class _Worker(QRunnable):
+    """Runs ``func(*args)`` on the thread pool. A generator's values are emitted one by one; :meth:`quit` stops it
+    before its next value (closing it, so its ``finally`` blocks run on its own thread)."""
+
+    def __init__(self, func: Callable[..., Any], args: tuple) -> None:
+        super().__init__()
+        self.signals = _Signals()
+        self._func, self._args = func, args
+        self._abort = threading.Event()
+
+    def quit(self) -> None:
+        self._abort.set()
+
+    def start(self) -> None:
+        QThreadPool.globalInstance().start(self)
+
+    def run(self) -> None:
+        try:
+            result = self._func(*self._args)
+            if inspect.isgenerator(result):
+                result = self._drain(result)
+            if not self._abort.is_set():
+                self.signals.returned.emit(result)
+        except Exception as exc:  # noqa: BLE001 - reported through errored, in words, by the runner
+            self.signals.errored.emit(exc)
+        self.signals.finished.emit()
+
+    def _drain(self, generator: Generator) -> Any:
+        try:
+            while not self._abort.is_set():
+                self.signals.yielded.emit(next(generator))
+        except StopIteration as stop:
+            return stop.value
+        generator.close()
+        return None
+
+
 @dataclass(eq=False)
 class _Job:
     func: Callable[..., Any]
@@ -211,7 +284,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job: _Job | None = None
-        self._worker: FunctionWorker | GeneratorWorker | None = None
+        self._worker: _Worker | None = None
         self._pending: _Job | None = None
         self._closed = False
         self.cancelled_count = 0
@@ -267,12 +340,11 @@ class JobRunner(QObject):
 
     def _start(self, job: _Job, announce: bool = True) -> None:
         self._job = job
-        worker = create_worker(job.func, *job.args, _start_thread=False, _ignore_errors=True)
-        if inspect.isgeneratorfunction(job.func):
-            worker.yielded.connect(partial(self._deliver, job, "on_yield"))
-        worker.returned.connect(partial(self._deliver, job, "on_return"))
-        worker.errored.connect(partial(self._deliver_error, job))
-        worker.finished.connect(partial(self._finished, job))
+        worker = _Worker(job.func, job.args)
+        worker.signals.yielded.connect(partial(self._deliver, job, "on_yield"))
+        worker.signals.returned.connect(partial(self._deliver, job, "on_return"))
+        worker.signals.errored.connect(partial(self._deliver_error, job))
+        worker.signals.finished.connect(partial(self._finished, job))
         self._worker = worker
         worker.start()
         if announce:

@@ -85,3 +85,50 @@ def tiny_synthesis_model(tmp_path_factory) -> Path:
     path = run_dir / "tiny-synthesis.npz"
     trainer.export_model(path)
     return path
+
+
+TINY_TEXT_VOCAB = "\n .Xabc"  # 'X' and '.' are not in the tiny handwriting alphabet: they test mapping and dropping
+
+
+def make_tiny_text_model(path: Path, hidden: int = 8, layers: int = 2, seed: int = 0) -> Path:
+    """A text model file with random weights (no torch, no training): the format and the maths, not the prose.
+
+    The output bias favours letters and spaces and makes '.' common enough that sentences end.
+    """
+    from engine.text.model_file import save_text_model
+
+    rng = np.random.default_rng(seed)
+    V, H = len(TINY_TEXT_VOCAB), hidden
+    weights = {}
+    for i in range(layers):
+        weights[f"lstms.{i}.weight_ih_l0"] = rng.normal(0, 0.5, (4 * H, V + (H if i else 0)))
+        weights[f"lstms.{i}.weight_hh_l0"] = rng.normal(0, 0.5, (4 * H, H))
+        weights[f"lstms.{i}.bias_ih_l0"] = rng.normal(0, 0.1, 4 * H)
+        weights[f"lstms.{i}.bias_hh_l0"] = rng.normal(0, 0.1, 4 * H)
+    weights["output.weight"] = rng.normal(0, 0.5, (V, H * layers))
+    weights["output.bias"] = np.array([-3.0, 1.0, -0.5, -2.0, 1.5, 1.5, 1.5])
+    meta = {
+        "config": {"vocab_size": V, "hidden": H, "layers": layers, "dropout": 0.0, "kind": "text"},
+        "vocabulary": {"chars": TINY_TEXT_VOCAB},
+        "training": {"step": 0, "note": "random weights for tests"},
+    }
+    save_text_model(path, meta, weights)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model_file(tmp_path_factory) -> Path:
+    """Path of a tiny text model file (random weights, vocabulary TINY_TEXT_VOCAB)."""
+    return make_tiny_text_model(tmp_path_factory.mktemp("tiny-text") / "text-tiny.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_prediction_model(tmp_path_factory) -> Path:
+    """Path of a shipped-format prediction model file (hidden 16), trained for a few steps."""
+    pytest.importorskip("torch")
+    run_dir = tmp_path_factory.mktemp("tiny-prediction")
+    trainer = make_tiny_trainer(run_dir, kind="prediction")
+    trainer.run(steps=4, progress=False)
+    path = run_dir / "tiny-prediction.npz"
+    trainer.export_model(path)
+    return path

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,6 +107,35 @@ class _DBR(nn.Module):
 def _avg_pool(x: torch.Tensor) -> torch.Tensor:
     """3x3/2 average pooling, padding 1, zeros counted (divisor 9): n -> ceil(n/2)."""
     return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=True)
+
+
+def _pool_along(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Adaptive average pooling along one axis as differences of a cumulative sum (torch's bins)."""
+    n = int(x.shape[dim])
+    start = np.array([(i * n) // size for i in range(size)], np.int64)
+    end = np.array([-((-(i + 1) * n) // size) for i in range(size)], np.int64)
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [1, 0]
+    total = torch.cumsum(F.pad(x, pad), dim)  # total[k] = sum of the first k entries
+    counts = torch.from_numpy((end - start).astype(np.float32)).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = size
+    sums = total.index_select(dim, torch.from_numpy(end)) - total.index_select(dim, torch.from_numpy(start))
+    return sums / counts.reshape(shape)
+
+
+def _adaptive_pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """F.adaptive_avg_pool2d; while exporting to ONNX, the same bins from cumulative sums.
+
+    Why: the ONNX exporter refuses adaptive pooling whose output size does not divide the input size
+    (EPP's 1.5x and 0.1x scales). The graph is exported at a fixed input size, so the bins are constants
+    (index lists, built in numpy so that tracing records them as constants).
+    """
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool2d(x, size)
+    size = (int(size[0]), int(size[1]))  # fixed at export: the graph has a fixed input size
+    if x.shape[-2] % size[0] == 0 and x.shape[-1] % size[1] == 0:
+        return F.adaptive_avg_pool2d(x, size)  # exported as a plain average pool
+    return _pool_along(_pool_along(x, -2, size[0]), -1, size[1])
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -219,9 +249,9 @@ class _EfficientPyramidPooling(nn.Module):
         for scale, stage in zip(EPP_SCALES, self.stages, strict=True):
             size = (max(math.ceil(h * scale), 5), max(math.ceil(w * scale), 5))
             if scale > 1.0:
-                branches.append(F.adaptive_avg_pool2d(stage(_up(p, size)), (h, w)))
+                branches.append(_adaptive_pool(stage(_up(p, size)), (h, w)))
             elif scale < 1.0:
-                branches.append(_up(stage(F.adaptive_avg_pool2d(p, size)), (h, w)))
+                branches.append(_up(stage(_adaptive_pool(p, size)), (h, w)))
             else:
                 branches.append(stage(p))
         out = self.merge_layer(torch.cat(branches, 1))

@@ -61,12 +61,6 @@ def test_selftest_passes_offscreen_without_torch_and_reports_the_window_time() -
         assert "synthesis model MISSING" in out
 
 
-def test_selftest_all_notes_that_segmentation_is_not_in_it_yet() -> None:
-    result = _run("--selftest=all")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "segmentation: not in the self-test yet" in result.stdout
-
-
 def test_selftest_fails_with_the_reason_when_no_model_can_be_loaded(monkeypatch, capsys, tmp_path) -> None:
     import desktop.selftest as selftest
     import engine.handwriting.writer as writer

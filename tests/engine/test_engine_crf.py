@@ -238,3 +238,75 @@ def test_espnetv2_unaries_change_only_near_edges() -> None:
     assert changed.mean() < 0.05
     assert near > 0.9
     assert set(np.unique(after)) <= set(np.unique(before))
+
+
+def test_sparse_filter_matches_the_numpy_lattice_and_falls_back_without_scipy(monkeypatch) -> None:
+    from engine.segmentation.crf import kernels as kernels_module
+    from engine.segmentation.crf.permutohedral import SparseFilter
+
+    image = _smooth_image(30, 40, 1)
+    for features in (spatial_features(30, 40, 3.0), bilateral_features(image, 20.0, 8.0)):
+        lattice = build_lattice(features)
+        values = np.random.default_rng(2).random((1200, 4)).astype(np.float32)
+        np.testing.assert_allclose(SparseFilter(lattice)(values), filter_lattice(lattice, values), rtol=1e-5, atol=1e-6)
+    kernel = NormalisedKernel(bilateral_features(image, 20.0, 8.0))
+    fast = kernel(values)
+
+    def no_scipy(lattice, scale=None):
+        raise ImportError("no scipy")
+
+    monkeypatch.setattr(kernels_module, "SparseFilter", no_scipy)
+    slow = NormalisedKernel(bilateral_features(image, 20.0, 8.0))
+    np.testing.assert_allclose(slow(values), fast, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_yield_every_iteration_and_pruning_keeps_full_q() -> None:
+    from engine.segmentation.crf.meanfield import mean_field_steps
+
+    image, unaries, _ = _two_regions()
+    wide = np.concatenate([unaries, np.full((4, *unaries.shape[1:]), -12.0, np.float32)])  # 4 classes never used
+    steps = list(mean_field_steps(wide, image, _params(7, 20.0), iterations=3, min_probability=0.01))
+    assert len(steps) == 4 and len(steps[-1].live) == 3
+    q, logits = steps[-1].full()
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(steps[-1].planes(), q.T)
+    exact, _ = mean_field(wide, image, _params(7, 20.0), iterations=3)
+    assert np.abs(q.T.reshape(exact.shape) - exact).max() < 1e-4
+    np.testing.assert_array_equal(logits[:, 3:], wide[3:].reshape(4, -1).T)  # unused classes keep their unaries
+
+
+def test_learned_parameters_round_trip_and_refuse_other_class_counts(tmp_path) -> None:
+    from engine.segmentation.crf.learned import load_learned_params, load_params, save_params
+    from engine.segmentation.errors import SegmentationModelError
+
+    params = CrfParams.default(3)
+    params.compatibility = params.compatibility * 0.5
+    save_params(tmp_path / "p.npz", params, note="test")
+    back = load_params(tmp_path / "p.npz")
+    np.testing.assert_allclose(back.compatibility, params.compatibility)
+    assert back.thetas == params.thetas
+    with pytest.raises(SegmentationModelError, match="for 3 classes, this model has 21"):
+        load_learned_params(21, tmp_path / "p.npz")
+    with pytest.raises(SegmentationModelError, match="no learned CRF parameters"):
+        load_learned_params(3, tmp_path / "absent.npz")
+
+
+def test_fit_split_is_deterministic_and_disjoint(tmp_path) -> None:
+    from engine.segmentation.crf.fit import split
+
+    for name, count in (("coco128-voc", 5), ("labelme-voc", 2), ("voc2012-val", 1)):
+        for kind in ("images", "masks"):
+            (tmp_path / name / kind).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (4, 4)).save(tmp_path / name / "images" / f"{i:03}.jpg")
+            Image.new("L", (4, 4)).save(tmp_path / name / "masks" / f"{i:03}.png")
+    sets = split(tmp_path)
+    names = {key: [s.name for s in value] for key, value in sets.items()}
+    assert names["fit"] == [
+        "coco128-voc/000",
+        "coco128-voc/002",
+        "coco128-voc/004",
+        "labelme-voc/000",
+        "labelme-voc/001",
+    ]
+    assert names["coco-held"] == ["coco128-voc/001", "coco128-voc/003"] and names["voc-held"] == ["voc2012-val/000"]

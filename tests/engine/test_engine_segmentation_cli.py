@@ -125,14 +125,14 @@ def test_segment_without_an_installed_model(tmp_path, data_folder, capsys):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_segment_without_torch(tmp_path, data_folder, monkeypatch, capsys):
+def test_segment_without_torch_checks_the_checkpoint(tmp_path, data_folder, monkeypatch, capsys):
     photo().save(tmp_path / "p.png")
     checkpoint = install.segmentation_dir() / S2.meta.checkpoint
     checkpoint.parent.mkdir(parents=True)
-    checkpoint.write_bytes(b"placeholder")  # only its presence is checked before torch is needed
+    checkpoint.write_bytes(b"placeholder")  # present but not the checkpoint: ONNX Runtime path refuses it
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["segment", str(tmp_path / "p.png"), "-o", str(tmp_path / "out.png")]) == 2
-    assert "torch-free path is not ready yet" in capsys.readouterr().err
+    assert "is not the espnetv2-s2.0-pascal-384 checkpoint or is damaged" in capsys.readouterr().err
 
 
 def _truncated_jpeg(path: Path) -> None:
@@ -225,7 +225,35 @@ def test_segment_writes_class_ids_and_overlay(kind, small_model, tmp_path, data_
 def test_segment_installed_model_with_and_without_crf(small_model, tmp_path, data_folder):
     install.install_from_file(small_model)
     photo((64, 48)).save(tmp_path / "p.jpg")
-    for flag in ("--crf", "--no-crf"):
-        out = tmp_path / f"out{flag}.png"
-        assert main(["segment", str(tmp_path / "p.jpg"), "-o", str(out), "--model", S05.meta.name, flag]) == 0
+    for flags in (["--crf", "default"], ["--no-crf"], ["--crf", "none", "--backend", "onnx"]):
+        out = tmp_path / f"out{'-'.join(flags)}.png"
+        assert main(["segment", str(tmp_path / "p.jpg"), "-o", str(out), "--model", S05.meta.name, *flags]) == 0
         assert Image.open(out).size == (64, 48)
+
+
+@pytest.mark.needs_data
+def test_segment_folder_to_folder_with_overlays(small_model, tmp_path, data_folder, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo((40, 30)).save(folder / "a.png")
+    photo((30, 40)).save(folder / "b.jpg")
+    out = tmp_path / "out"
+    argv = ["segment", str(folder), "-o", str(out), "--model", str(small_model), "--iterations", "1", "--overlay"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a-overlay.jpg", "a.png", "b-overlay.jpg", "b.png"]
+    assert Image.open(out / "b.png").size == (30, 40)
+
+
+@pytest.mark.needs_data
+def test_eval_segmentation_on_voc_val(small_model, data_folder, capsys):
+    import re
+
+    env = os.environ.get("PENWRIGHT_SHARED")
+    voc = (Path(env) if env else REPO.parent / "shared") / "data" / "segmentation" / "voc2012-val"
+    if not (voc / "images").is_dir():
+        pytest.skip("voc2012-val not found: set PENWRIGHT_SHARED or place it at ../shared/data/segmentation")
+    argv = ["eval", "segmentation", "--images", str(voc / "images"), "--masks", str(voc / "masks")]
+    assert main([*argv, "--model", str(small_model), "--crf", "none", "--backend", "onnx"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.fullmatch(r"miou=(\d+\.\d\d) pixel_acc=(\d+\.\d\d) images=(\d+)", last)
+    assert match and int(match.group(3)) == 7 and 10 < float(match.group(1)) < float(match.group(2)) <= 100

@@ -33,6 +33,43 @@ def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(p, "F").resize(size, bilinear)) for p in planes.astype(np.float32)])
 
 
+def working_params(params: CrfParams, photo_size: tuple[int, int], size: tuple[int, int]) -> CrfParams:
+    """`params` with the position thetas scaled for running at `size` instead of the photo's size."""
+    theta_scale = math.sqrt(size[0] * size[1] / min(photo_size[0] * photo_size[1], REFERENCE_PIXELS))
+    return CrfParams(
+        params.spatial_weights,
+        params.bilateral_weights,
+        params.compatibility,
+        params.theta_alpha * theta_scale,
+        params.theta_beta,
+        params.theta_gamma * theta_scale,
+    )
+
+
+def working_inputs(
+    unaries: np.ndarray, photo: Image.Image, max_pixels: int = REFERENCE_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(h x w x 3 uint8 image, C x h x w float32 unaries) at the working resolution."""
+    size = working_size(*photo.size, max_pixels)
+    image = np.asarray(photo.convert("RGB").resize(size, Image.Resampling.BILINEAR))
+    return image, resize_planes(unaries, size)
+
+
+def upsample_argmax(q: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 H x W labels from C x h x w scores: each class plane upsampled (bilinear) to size = (W, H)
+    in turn with a running argmax, so one full-size float plane exists at a time. Ties go to the lower class."""
+    if q.shape[1:] == size[::-1]:
+        return q.argmax(0).astype(np.uint8)
+    best = np.full(size[::-1], -np.inf, np.float32)
+    labels = np.zeros(size[::-1], np.uint8)
+    for c, plane in enumerate(q):
+        up = resize_planes(plane[None], size)[0]
+        better = up > best
+        labels[better] = c
+        np.maximum(best, up, out=best)
+    return labels
+
+
 def refine_photo(
     unaries: np.ndarray,
     photo: Image.Image,
@@ -43,25 +80,7 @@ def refine_photo(
 ) -> np.ndarray:
     """uint8 labels at the photo's size from unaries C x h x w at any resolution (e.g. the network's)."""
     params = params if params is not None else CrfParams.default(unaries.shape[0])
-    size = working_size(*photo.size, max_pixels)
-    theta_scale = math.sqrt(size[0] * size[1] / min(photo.size[0] * photo.size[1], REFERENCE_PIXELS))
-    scaled = CrfParams(
-        params.spatial_weights,
-        params.bilateral_weights,
-        params.compatibility,
-        params.theta_alpha * theta_scale,
-        params.theta_beta,
-        params.theta_gamma * theta_scale,
-    )
-    image = np.asarray(photo.convert("RGB").resize(size, Image.Resampling.BILINEAR))
-    q, _ = mean_field(resize_planes(unaries, size), image, scaled, iterations, min_probability=min_probability)
-    if size == photo.size:
-        return q.argmax(0).astype(np.uint8)
-    best = np.full(photo.size[::-1], -1.0, np.float32)
-    labels = np.zeros(photo.size[::-1], np.uint8)
-    for c, plane in enumerate(q):
-        up = resize_planes(plane[None], photo.size)[0]
-        better = up > best
-        labels[better] = c
-        np.maximum(best, up, out=best)
-    return labels
+    image, working = working_inputs(unaries, photo, max_pixels)
+    scaled = working_params(params, photo.size, image.shape[1::-1])
+    q, _ = mean_field(working, image, scaled, iterations, min_probability=min_probability)
+    return upsample_argmax(q, photo.size)
