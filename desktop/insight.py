@@ -10,16 +10,18 @@ Two plots, each in a dock the View menu opens beside the page:
   shown on a square-root scale, saturating at the 99.5th percentile, so broad uncertain steps (the start
   of a stroke after a pen lift) stay visible beside the sharp confident ones.
 
-The data comes from the write job, which always records it (measured: no measurable cost).
+The data comes from the write job, which always records it (measured: no measurable cost). A plot is drawn
+only while it is visible, and pyqtgraph is imported when a plot is first drawn: closed docks cost the
+app's start-up nothing (importing pyqtgraph took a third of it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QStackedWidget, QVBoxLayout, QWidget
 
@@ -29,7 +31,7 @@ from engine.handwriting.sampling import MixtureParams
 GRID_WIDTH = 480  # density grid cells across the line
 PATCH_RADIUS = 20  # cells either side of a step's mixture mean where its density is evaluated
 TOP_COMPONENTS = 6  # per step; measured 98% of the mass on average at neatness 0.75
-DENSITY_COLOURS = pg.ColorMap([0.0, 0.35, 1.0], [(255, 255, 255), (255, 176, 72), (160, 16, 32)])
+DENSITY_STOPS = ([0.0, 0.35, 1.0], [(255, 255, 255), (255, 176, 72), (160, 16, 32)])
 END_LABEL = "⏎"  # the window's extra position past the text: attending there ends the line
 
 
@@ -82,6 +84,12 @@ def density_grid(
     return grid, (float(lo[0]), float(lo[1]), cell)
 
 
+def _pyqtgraph() -> Any:
+    import pyqtgraph
+
+    return pyqtgraph
+
+
 def _line_texts(texts: Sequence[str]) -> list[str]:
     return [str(t) for t in texts]
 
@@ -104,11 +112,10 @@ class _InsightPlot(QWidget):
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setStyleSheet("color: palette(placeholder-text); padding: 16px;")
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setMenuEnabled(False)
+        self.plot: Any = None  # a pyqtgraph PlotWidget, made when first drawn (see _ensure_plot)
+        self._stale = True
         self.stack = QStackedWidget()
         self.stack.addWidget(self.hint)
-        self.stack.addWidget(self.plot)
         top = QHBoxLayout()
         top.addWidget(self.line_spin)
         top.addStretch(1)
@@ -147,7 +154,32 @@ class _InsightPlot(QWidget):
         self.hint.setText(text or self.hint_text)
         self.stack.setCurrentWidget(self.hint)
 
+    def show_plot(self) -> Any:
+        """Switch to the plot (made on first use) and return it."""
+        if self.plot is None:
+            pg = _pyqtgraph()
+            self.plot = pg.PlotWidget(background="w")
+            self.plot.setMenuEnabled(False)
+            self.stack.addWidget(self.plot)
+            self._build_plot(pg)
+        self.stack.setCurrentWidget(self.plot)
+        return self.plot
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if self._stale:
+            self.redraw()
+
     def redraw(self) -> None:
+        """Draw the selected line now if the plot is visible, else when it is shown."""
+        self._stale = not self.isVisible()
+        if not self._stale:
+            self._draw()
+
+    def _build_plot(self, pg: Any) -> None:
+        raise NotImplementedError
+
+    def _draw(self) -> None:
         raise NotImplementedError
 
 
@@ -158,7 +190,10 @@ class AttentionPlot(_InsightPlot):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self._live: list[list[np.ndarray]] = []
+        self.image: Any = None
         super().__init__(parent)
+
+    def _build_plot(self, pg: Any) -> None:
         self.image = pg.ImageItem(axisOrder="col-major")
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.plot.addItem(self.image)
@@ -197,12 +232,12 @@ class AttentionPlot(_InsightPlot):
         own = len(self.texts[line]) + 1
         return weights[:, -own:] if weights.shape[1] >= own else weights
 
-    def redraw(self) -> None:
+    def _draw(self) -> None:
         weights = self.window(self.line)
         if weights is None:
             self.show_hint()
             return
-        self.stack.setCurrentWidget(self.plot)
+        self.show_plot()
         # Saturating at a high percentile keeps the path readable past the odd very sharp step.
         top = max(float(np.percentile(weights, 99.8)), 1e-6)
         self.image.setImage(weights, autoLevels=False, levels=(0.0, top))
@@ -221,40 +256,34 @@ class DensityPlot(_InsightPlot):
     hint_text = "Write some text to see the model's predicted pen positions (the mixture density)."
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        self._stale = True
+        self.image: Any = None
+        self.ink: Any = None
+        self.grid: np.ndarray | None = None
+        self.strokes: list[list[np.ndarray]] = []
         super().__init__(parent)
+
+    def _build_plot(self, pg: Any) -> None:
         self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(DENSITY_COLOURS)
+        self.image.setColorMap(pg.ColorMap(*DENSITY_STOPS))
         self.ink = pg.PlotDataItem(pen=pg.mkPen(26, 26, 64, 110, width=1), connect="finite")
         self.plot.addItem(self.image)
         self.plot.addItem(self.ink)
         self.plot.setAspectLocked(True)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
-        self.grid: np.ndarray | None = None
-        self.strokes: list[list[np.ndarray]] = []
-        self._stale = True
 
     def set_result(self, result: WriteResult) -> None:
         self.strokes = result.lines
         super().set_result(result)
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().showEvent(event)
-        if self._stale:
-            self.redraw()
-
-    def redraw(self) -> None:
-        # The grid takes a moment for a long line: computed only when someone is looking.
-        self._stale = not self.isVisible()
-        if self._stale:
-            return
+    def _draw(self) -> None:
+        # The grid takes a moment for a long line: computed only when someone is looking (see redraw).
         recording, line = self.recording, self.line
         self.grid = None
         if recording is None or line >= len(recording.params) or not len(recording.offsets[line]):
             self.show_hint(None if recording is None else "Nothing was recorded for this line.")
             return
-        self.stack.setCurrentWidget(self.plot)
+        self.show_plot()
         offsets = recording.offsets[line]
         grid, (left, bottom, cell) = density_grid(offsets, recording.params[line], recording.mean, recording.std)
         self.grid = grid

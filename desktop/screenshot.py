@@ -1,15 +1,17 @@
 """Save a picture of the main window having written some text, or of the pen canvas, for the docs.
 
-    PENWRIGHT_SYNTHESIS_MODEL=model.npz xvfb-run -s "-screen 0 1280x800x24" \
-        python -m desktop.screenshot docs/app-handwriting.png
-    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --canvas docs/app-pen-canvas.png
-    PENWRIGHT_SYNTHESIS_MODEL=model.npz xvfb-run -s "-screen 0 1600x900x24" \
-        python -m desktop.screenshot --insight attention --size 1560x760 docs/app-insight.png
-    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --style "preset:Penwright neat" --bias 1 \
+The README's pictures (PENWRIGHT_SYNTHESIS_MODEL=model.npz writes with another synthesis model):
+
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --style "preset:Penwright neat" --bias 1 \\
         --seed 2 --text "Penwright writes in your style\\nthe quick brown fox jumps" docs/app-handwriting.png
-    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --prediction docs/app-prediction.png
-    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --dream --style "preset:Penwright neat" \
-        --text "" docs/app-dream.png      # PENWRIGHT_TEXT_MODEL=FILE.npz: another text model
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --canvas docs/app-pen-canvas.png
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --prediction --size 1120x420 \\
+        docs/app-prediction.png
+    xvfb-run -s "-screen 0 1600x900x24" python -m desktop.screenshot --insight attention --size 1560x760 \\
+        --style "preset:Penwright neat" --bias 1 --seed 2 --text "Penwright writes by hand" docs/app-insight.png
+    (--insight density for docs/app-density.png)
+    xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --dream --style "preset:Penwright neat" \\
+        --seed 5 --text "" docs/app-dream.png      # PENWRIGHT_TEXT_MODEL=FILE.npz: another text model
 
 User data (styles, the canvas autosave, settings) goes to a temporary folder, so a screenshot never touches yours.
 

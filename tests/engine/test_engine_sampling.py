@@ -10,7 +10,15 @@ pytest.importorskip("torch")
 from engine_helpers import synthetic_sequences  # noqa: E402
 
 from engine.handwriting.preprocessing import Normalizer  # noqa: E402
-from engine.handwriting.sampling import draw, generate, length_cap, mixture_params, prime_state  # noqa: E402
+from engine.handwriting.sampling import (  # noqa: E402
+    draw,
+    generate,
+    length_cap,
+    mixture_params,
+    prime_state,
+    sample_points,
+    stream,
+)
 from engine.handwriting.writer import HandwritingWriter, Prime, offsets_to_strokes  # noqa: E402
 
 TEXTS = ["abc ab", "ca", "b a c", "a"]
@@ -77,6 +85,15 @@ def test_draws_follow_the_biased_gaussian():
         assert sample[:, 1].std() == pytest.approx(1.0 * np.exp(-b), rel=0.05)
         assert np.corrcoef(sample[:, 0], sample[:, 1])[0, 1] == pytest.approx(0.6, abs=0.03)
         assert sample[:, 2].mean() == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.parametrize("rows", [None, np.array([0, 2, 3])])
+def test_the_fast_sampler_draws_exactly_what_the_mixture_gives(rows):
+    y = np.random.default_rng(4).normal(size=(5 if rows is None else 3, 1 + 6 * 7)) * 2
+    for bias in (0.0, 0.7, 3.0):
+        slow = draw(mixture_params(y, 7, bias), np.random.default_rng(9), rows, 5)
+        fast = sample_points(y, 7, bias, np.random.default_rng(9), rows, 5)
+        np.testing.assert_array_equal(fast, slow)
 
 
 def test_components_are_chosen_by_their_weights():
@@ -267,3 +284,43 @@ def test_offsets_to_strokes_splits_at_pen_lifts():
     np.testing.assert_array_equal(strokes[1], [[17, 0], [18, 1], [19, 2]])
     # primed lines start with the pen up
     assert len(offsets_to_strokes(offsets, start=(10, 0), pen_down_at_start=False)[0]) == 2
+
+
+class PrimedScriptedStepper:
+    """A fake network read a prime: its window stays on the prime's text until step ``reach``, then moves on."""
+
+    mixtures = 1
+    synthesis = True
+
+    def __init__(self, reach: int, prime_length: int):
+        self.reach, self.prime_length = reach, prime_length
+
+    def prime(self, inputs, chars):
+        return "primed"
+
+    def start(self, chars, primed=None):
+        self.width = chars.shape[1]
+        return 0
+
+    def step(self, x, t):
+        t += 1
+        y = np.zeros((len(x), 7))
+        y[:, 0] = -30.0  # the pen never lifts: the length cap ends the line
+        phi = np.zeros((len(x), self.width))
+        phi[:, self.prime_length - 1 if t < self.reach else self.prime_length] = 1.0
+        return y, phi, t
+
+
+@pytest.mark.parametrize("reach", [1, 12, 10**6])
+def test_nothing_is_drawn_while_the_window_is_still_on_the_prime(reach):
+    from engine.handwriting.sampling import PrimedState
+
+    prime_chars = np.array([2, 1, 0])
+    primed = PrimedState("primed", prime_chars, np.array([0.0, 0.0, 1.0], np.float32))
+    cps = 0.25
+    stepper = PrimedScriptedStepper(reach, len(prime_chars))
+    chunks = list(stream(stepper, [np.array([0, 1])], Normalizer((0.0, 0.0), (1.0, 1.0)), cps, primed=primed))
+    drawn = sum(len(c.offsets[0]) for c in chunks)
+    assert drawn == length_cap(2, cps)  # every drawn point is the line's own
+    max_wait = int(np.ceil(3 / cps))
+    assert chunks[-1].steps == drawn + min(reach - 1, max_wait)

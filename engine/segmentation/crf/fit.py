@@ -197,8 +197,10 @@ def evaluate_sets(args: argparse.Namespace) -> int:
     sets = split(Path(args.data))
     logits = CachedLogits(args.model, args.backend)
     classes = len(logits.source.classes)
-    learned = load_params(args.params)
-    modes = {"none": None, "default": CrfParams.default(classes), "learned": learned}
+    every = {"none": None, "default": CrfParams.default(classes)}
+    if "learned" in args.modes:
+        every["learned"] = load_params(args.params)
+    modes = {mode: every[mode] for mode in args.modes}
     results = {}
     for set_name in args.sets:
         matrices = {mode: np.zeros((classes, classes), np.int64) for mode in modes}
@@ -256,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--data", required=True)
     ev.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
     ev.add_argument("--backend", default="auto")
-    ev.add_argument("--params", required=True, help="learned parameters (.npz)")
+    ev.add_argument("--params", help="learned parameters (.npz), for mode learned")
+    ev.add_argument(
+        "--modes", nargs="+", default=["none", "default", "learned"], choices=["none", "default", "learned"]
+    )
     ev.add_argument("--sets", nargs="+", default=["coco-held", "voc-held", "fit"])
     ev.set_defaults(handler=evaluate_sets)
     args = parser.parse_args(argv)

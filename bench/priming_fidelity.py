@@ -1,0 +1,99 @@
+"""Does priming make the model write like the person whose strokes it read? (Graves 2013, section 5.5)
+
+For writers the model never saw (the first usable line of each of ``--writers`` testset_v forms: forms are
+mostly by different writers), the line's strokes become a prime (engine.handwriting.styles, as a user's pen
+input would). The model writes the same texts primed with it and unprimed (same seeds), and the style
+measures of engine.handwriting.style_metrics (letter height, letter width, slant) of both outputs are
+compared with the prime's. A writer counts for a measure when the primed output is closer to the prime
+than the unprimed output is. Last line: ``closer=<lowest of the three fractions>``.
+
+    python bench/priming_fidelity.py --data ../shared/data/iam-ondb --writers 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from engine.handwriting.style_metrics import StyleMetrics, flip_y  # noqa: E402
+from engine.handwriting.styles import iam_pen_lines, prime_from_strokes  # noqa: E402
+from engine.handwriting.writer import HandwritingWriter, offsets_to_strokes  # noqa: E402
+
+TEXTS = ["a quick brown fox jumps over the lazy dog", "Penwright writes by hand"]
+MEASURES = ("height", "width", "slant")
+
+
+def measure_lines(lines) -> StyleMetrics:
+    """Mean measures over written lines."""
+    ms = [StyleMetrics.measure(flip_y(line.strokes), line.text) for line in lines]
+    return StyleMetrics(*(float(np.mean([getattr(m, f) for m in ms])) for f in ("height", "slant", "width")))
+
+
+def distance(a: StyleMetrics, b: StyleMetrics, measure: str) -> float:
+    """Relative difference for sizes (a log ratio: 2x and 0.5x are as far), degrees for slant."""
+    if measure == "slant":
+        return abs(a.slant - b.slant)
+    return abs(np.log(getattr(a, measure) / getattr(b, measure)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(REPO / "resources" / "models" / "handwriting-synthesis.npz"))
+    parser.add_argument(
+        "--data", default=os.environ.get("PENWRIGHT_IAM_ONDB", str(REPO.parent / "shared" / "data" / "iam-ondb"))
+    )
+    parser.add_argument("--writers", type=int, default=30)
+    parser.add_argument("--bias", type=float, default=0.75)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="write each text this many times (one batch)")
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args(argv)
+
+    writer = HandwritingWriter.load(args.model, backend=args.backend)
+    started = time.monotonic()
+    texts = TEXTS * args.repeats
+    unprimed = measure_lines(writer.write(texts, args.bias, args.seed))
+    closer = {m: 0 for m in MEASURES}
+    rows = []
+    pen_lines = iam_pen_lines(args.data, "testset_v", args.writers, one_per_form=True)
+    for line_id, text, strokes in pen_lines:
+        prime = prime_from_strokes(strokes, text, writer.convention, writer.alphabet)
+        own = StyleMetrics.measure(flip_y(offsets_to_strokes(prime.offsets, pen_down_at_start=False)), prime.text)
+        primed = measure_lines(writer.write(texts, args.bias, args.seed, prime))
+        row = [line_id]
+        for m in MEASURES:
+            d_primed, d_unprimed = distance(primed, own, m), distance(unprimed, own, m)
+            closer[m] += d_primed < d_unprimed
+            row.append(f"{d_primed:6.2f} vs {d_unprimed:6.2f}")
+        rows.append(row)
+        print(f"{line_id}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+    n = len(rows)
+    print(
+        f"model: {args.model}; bias {args.bias}; {len(texts)} lines per output; {n} testset_v writers (one form each)"
+    )
+    print("distance to the prime: primed vs unprimed output (height, width: |log ratio|; slant: degrees)")
+    print(f"{'line':16s}" + "".join(f"{m:>22s}" for m in MEASURES))
+    for row in rows:
+        print(f"{row[0]:16s}" + "".join(f"{c:>22s}" for c in row[1:]))
+    fractions = {m: closer[m] / max(n, 1) for m in MEASURES}
+    print(
+        "primed output closer to the prime than unprimed output: "
+        + ", ".join(f"{m} {closer[m]}/{n} ({fractions[m]:.0%})" for m in MEASURES)
+    )
+    print(f"measured in {time.monotonic() - started:.0f} s")
+    print(f"closer={min(fractions.values()):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
