@@ -146,6 +146,9 @@ def train(args: argparse.Namespace) -> int:
             decay = sum(((p - p0) ** 2).sum() for p, p0 in zip(layer.parameters(), initial, strict=True))
             optimiser.zero_grad()
             (loss + args.l2 * decay).backward()
+            if args.diagonal:  # class-specific kernel weights and a Potts compatibility: 3C numbers, not 3C^2
+                for parameter in layer.parameters():
+                    parameter.grad *= torch.eye(classes)
             optimiser.step()
             total += float(loss)
         params = layer.to_params()
@@ -171,6 +174,32 @@ def train(args: argparse.Namespace) -> int:
     }
     save_params(args.out, params, **meta)
     print(f"wrote {args.out} (epoch {epoch}, fit mIoU {miou:.2f})")
+    return 0
+
+
+def shrink(args: argparse.Namespace) -> int:
+    """The simplest fit: one factor on both kernel weights, chosen on the fit images (0 = the unaries)."""
+    sets = split(Path(args.data))
+    logits = CachedLogits(args.model, args.backend)
+    classes = len(logits.source.classes)
+    base = load_params(args.start) if args.start else CrfParams.default(classes)
+    fit = [prepare(s, logits, args.max_pixels, base) for s in sets["fit"]]
+    scores = {}
+    for factor in args.factors:
+        params = CrfParams(
+            base.spatial_weights * factor, base.bilateral_weights * factor, base.compatibility, *base.thetas
+        )
+        scores[factor] = _fit_miou(fit, params, classes)
+        print(f"factor {factor:.2f}: fit mIoU {scores[factor]:.2f}", flush=True)
+    best = max(scores, key=lambda f: (scores[f], -f))
+    params = CrfParams(base.spatial_weights * best, base.bilateral_weights * best, base.compatibility, *base.thetas)
+    meta = {
+        "factor": str(best),
+        "scores": json.dumps(scores),
+        "command": "python -m engine.segmentation.crf.fit shrink " + " ".join(args.argv),
+    }
+    save_params(args.out, params, **meta)
+    print(f"wrote {args.out} (factor {best}, fit mIoU {scores[best]:.2f})")
     return 0
 
 
@@ -251,9 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--l2", type=float, default=1e-4, help="pull towards the defaults (per squared unit)")
     tr.add_argument("--train-iterations", type=int, default=5)
     tr.add_argument("--max-pixels", type=int, default=FIT_PIXELS)
+    tr.add_argument(
+        "--diagonal",
+        action="store_true",
+        help="fit only the diagonals (per-class kernel weights, Potts-like compatibility): generalises from few images",
+    )
     tr.add_argument("--threads", type=int, default=1)
     tr.add_argument("--seed", type=int, default=0)
     tr.set_defaults(handler=train)
+    sh = sub.add_parser("shrink", help="scale both kernel weights by one factor chosen on the fit images")
+    sh.add_argument("--data", required=True)
+    sh.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
+    sh.add_argument("--backend", default="auto")
+    sh.add_argument("--start", help="parameters to scale (default: crfasrnn's)")
+    sh.add_argument("--factors", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
+    sh.add_argument("--max-pixels", type=int, default=FIT_PIXELS)
+    sh.add_argument("--out", required=True)
+    sh.set_defaults(handler=shrink)
     ev = sub.add_parser("evaluate", help="mIoU without CRF, with the defaults and with learned parameters")
     ev.add_argument("--data", required=True)
     ev.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
