@@ -257,12 +257,15 @@ def stream(
     width = padded.shape[1]
     end_mask = np.where(np.arange(width)[None, :] <= lengths[:, None], 0.0, -np.inf)
     x_in = x
-    # After a prime the network first finishes the prime's last letter; nothing is drawn until the window
-    # has moved on to the line's own text (or, should it never, after about three characters' worth).
+    # After a prime the network first finishes the prime's last letter; a line starts with the stroke in
+    # which the window moves on to the line's own text (or, should it never, after about three characters'
+    # worth): the steps of that stroke so far wait in `since_lift` and lead the line's first chunk.
     prime_length = len(prime_chars) if prime_chars is not None else 0
     started = np.full(B, prime_length == 0 or not stepper.synthesis)
     waited = np.zeros(B, int)
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))
+    since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi) per step while a line waits
+    lead_in: list[list[tuple]] = [[] for _ in range(B)]
     while not done.all():
         y, phi, state = stepper.step(x_in, state)
         if not np.isfinite(y).all():
@@ -271,9 +274,16 @@ def stream(
             # the window's focus: its largest weight among the line's characters and the position past them
             focus = (phi[:, :width] + end_mask[alive]).argmax(axis=1)
             if not started.all():
+                before = started.copy()
                 started[alive[focus >= prime_length]] = True
                 waited += ~started
                 started |= waited > max_wait
+                for b in np.flatnonzero(started & ~before):
+                    lead_in[b], since_lift[b] = since_lift[b], []
+                    taken[b] += len(lead_in[b])
+                    if record:
+                        pending_params[b] += [y_lead for _, y_lead, _ in lead_in[b]]
+                        pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead in lead_in[b]]
             fired = alive[(focus == lengths[alive]) & ~done[alive] & ~finishing[alive] & started[alive]]
             if len(fired):
                 finishing[fired] = by_window[fired] = True
@@ -293,6 +303,10 @@ def stream(
         chunk_x.append(x)
         chunk_active.append(active)
         taken += active
+        if not started.all():
+            for i, b in enumerate(alive):
+                if not started[b]:
+                    since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i])]
         if record:
             for i, b in enumerate(alive):
                 if active[b]:
@@ -306,7 +320,13 @@ def stream(
         x_in = x[alive] if len(alive) < B else x
         if step % chunk_steps == 0 or done.all():
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
-            offsets = [normalizer.denormalize(xs[mask[:, b], b].reshape(-1, 3)) for b in range(B)]
+            offsets = [
+                normalizer.denormalize(
+                    np.concatenate([np.reshape([p[0] for p in lead_in[b]], (-1, 3)), xs[mask[:, b], b]])
+                )
+                for b in range(B)
+            ]
+            lead_in = [[] for _ in range(B)]
             chunk_x, chunk_active = [], []
             window = [np.array(w) for w in pending_window] if record and stepper.synthesis else None
             chunk_params = (

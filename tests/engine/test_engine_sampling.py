@@ -287,13 +287,14 @@ def test_offsets_to_strokes_splits_at_pen_lifts():
 
 
 class PrimedScriptedStepper:
-    """A fake network read a prime: its window stays on the prime's text until step ``reach``, then moves on."""
+    """A fake network read a prime: its window stays on the prime's text until step ``reach``, then moves on;
+    the pen lifts every ``lift_every`` steps."""
 
     mixtures = 1
     synthesis = True
 
-    def __init__(self, reach: int, prime_length: int):
-        self.reach, self.prime_length = reach, prime_length
+    def __init__(self, reach: int, prime_length: int, lift_every: int):
+        self.reach, self.prime_length, self.lift_every = reach, prime_length, lift_every
 
     def prime(self, inputs, chars):
         return "primed"
@@ -305,22 +306,24 @@ class PrimedScriptedStepper:
     def step(self, x, t):
         t += 1
         y = np.zeros((len(x), 7))
-        y[:, 0] = -30.0  # the pen never lifts: the length cap ends the line
+        y[:, 0] = 30.0 if t % self.lift_every == 0 else -30.0
         phi = np.zeros((len(x), self.width))
         phi[:, self.prime_length - 1 if t < self.reach else self.prime_length] = 1.0
         return y, phi, t
 
 
 @pytest.mark.parametrize("reach", [1, 12, 10**6])
-def test_nothing_is_drawn_while_the_window_is_still_on_the_prime(reach):
+def test_a_primed_line_starts_with_the_stroke_in_which_the_window_reaches_its_text(reach):
     from engine.handwriting.sampling import PrimedState
 
     prime_chars = np.array([2, 1, 0])
     primed = PrimedState("primed", prime_chars, np.array([0.0, 0.0, 1.0], np.float32))
-    cps = 0.25
-    stepper = PrimedScriptedStepper(reach, len(prime_chars))
+    cps, lift_every = 0.25, 5
+    stepper = PrimedScriptedStepper(reach, len(prime_chars), lift_every)
     chunks = list(stream(stepper, [np.array([0, 1])], Normalizer((0.0, 0.0), (1.0, 1.0)), cps, primed=primed))
     drawn = sum(len(c.offsets[0]) for c in chunks)
-    assert drawn == length_cap(2, cps)  # every drawn point is the line's own
-    max_wait = int(np.ceil(3 / cps))
-    assert chunks[-1].steps == drawn + min(reach - 1, max_wait)
+    assert drawn == length_cap(2, cps)  # the window never fires here: the length cap ends the line
+    # steps before the window reached the line's text (or three characters' worth) are dropped, but those of
+    # the stroke in progress then are kept: the line starts after the last pen lift before that
+    start = min(reach, int(np.ceil(3 / cps)) + 1)
+    assert chunks[-1].steps == drawn + (start - 1) // lift_every * lift_every
