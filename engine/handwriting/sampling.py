@@ -266,14 +266,13 @@ def stream(
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))
     since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi) per step while a line waits
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
-    while not done.all():
+    all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
+    while not all_done:
         y, phi, state = stepper.step(x_in, state)
-        if not np.isfinite(y).all():
-            raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
         if stepper.synthesis and phi is not None:
             # the window's focus: its largest weight among the line's characters and the position past them
             focus = (phi[:, :width] + end_mask[alive]).argmax(axis=1)
-            if not started.all():
+            if not all_started:
                 before = started.copy()
                 started[alive[focus >= prime_length]] = True
                 waited += ~started
@@ -303,7 +302,8 @@ def stream(
         chunk_x.append(x)
         chunk_active.append(active)
         taken += active
-        if not started.all():
+        if not all_started:
+            all_started = bool(started.all())
             for i, b in enumerate(alive):
                 if not started[b]:
                     since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i])]
@@ -314,12 +314,15 @@ def stream(
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
         done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
-        if select is not None and not done.all() and done[alive].any():
+        all_done = bool(done.all())
+        if select is not None and not all_done and done[alive].any():
             keep = np.flatnonzero(~done[alive])
             state, alive = select(state, keep), alive[keep]
         x_in = x[alive] if len(alive) < B else x
-        if step % chunk_steps == 0 or done.all():
+        if step % chunk_steps == 0 or all_done:
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
+            if not np.isfinite(xs).all():  # checked per chunk: a NaN output makes NaN points
+                raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
             offsets = [
                 normalizer.denormalize(
                     np.concatenate([np.reshape([p[0] for p in lead_in[b]], (-1, 3)), xs[mask[:, b], b]])

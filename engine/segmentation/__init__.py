@@ -1,5 +1,7 @@
-"""Semantic segmentation: ESPNetv2 unaries (PASCAL VOC) for a CRF-RNN (Zheng et al. 2015).
+"""Semantic segmentation: ESPNetv2 unaries (PASCAL VOC) or your own ONNX model, refined by a CRF-RNN.
 
-Importing this package never imports torch: `espnetv2` and `models.load_network` do, the manifest,
-preprocessing and the `.pth` reader do not.
+The public entry point is `job` (SegmentationJob / SegmentationRequest / SegmentationResult). Importing
+this package never imports torch: `espnetv2`, `onnx_export`, `crf.crfrnn`, `crf.fit` and
+`models.load_network` do; the manifest, preprocessing, the `.pth` reader, the ONNX Runtime paths
+(`onnx_espnet`, `custom`) and the numpy CRF do not.
 """

@@ -310,3 +310,12 @@ def test_fit_split_is_deterministic_and_disjoint(tmp_path) -> None:
         "labelme-voc/001",
     ]
     assert names["coco-held"] == ["coco128-voc/001", "coco128-voc/003"] and names["voc-held"] == ["voc2012-val/000"]
+
+
+def test_shipped_learned_parameters_load_for_the_voc_classes() -> None:
+    from engine.segmentation.crf.learned import LEARNED_PATH, load_learned_params
+
+    assert LEARNED_PATH.is_file() and LEARNED_PATH.with_suffix(".md").is_file()  # the parameters and their card
+    params = load_learned_params(21)
+    assert params.spatial_weights.shape == (21, 21) and params.thetas == (160.0, 3.0, 3.0)
+    assert not np.allclose(params.bilateral_weights, CrfParams.default(21).bilateral_weights)
