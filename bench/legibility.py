@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             stopped += [line.stopped_by_window for line in lines]
             lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
     seconds = time.perf_counter() - start
-    print(f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
-          f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}")
+    print(
+        f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
+        f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}"
+    )
     print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}")
     return 0
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_TEXT_MODEL = "runs/text/best.npz"
+DEFAULT_TEXT_MODEL = "the shipped text-shakespeare.npz"
 
 
 def _subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
@@ -72,9 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dream.add_argument("--model", default=DEFAULT_TEXT_MODEL, help="text model file (default %(default)s)")
     dream.add_argument(
         "--backend",
-        choices=["auto", "onnx", "torch"],
+        choices=["auto", "onnx", "numpy", "torch"],
         default="auto",
-        help="auto: ONNX Runtime when the model has an exported .onnx beside it, else PyTorch",
+        help="auto: ONNX Runtime when the model has an exported .onnx beside it, else numpy (no torch needed)",
     )
     dream.set_defaults(handler=_dream)
 
@@ -118,17 +118,22 @@ def _eval_text(args: argparse.Namespace) -> int:
 
 def _dream(args: argparse.Namespace) -> int:
     from engine.backends.onnx_backend import onnx_path_for
+    from engine.text.dream import NumpyTextStepper, load_text_stepper, text_model_path
     from engine.text.model_file import load_text_model
     from engine.text.sampling import sample_text
 
     if args.chars < 0:
         raise ValueError("--chars must be 0 or more")
-    model = load_text_model(args.model)
-    onnx_path = onnx_path_for(args.model)
-    use_onnx = args.backend == "onnx" or (args.backend == "auto" and Path(onnx_path).exists())
-    if use_onnx:
+    path = text_model_path("shakespeare") if args.model == DEFAULT_TEXT_MODEL else Path(args.model)
+    model = load_text_model(path)
+    if args.backend == "auto":
+        model, stepper = load_text_stepper(path, model)
+    elif args.backend == "numpy":
+        stepper = NumpyTextStepper(model)
+    elif args.backend == "onnx":
         from engine.text.onnx_step import TextOnnxStepper
 
+        onnx_path = onnx_path_for(path)
         stepper = TextOnnxStepper(onnx_path)
         if stepper.manifest["vocabulary"] != model.meta["vocabulary"]:
             raise ValueError(f"{onnx_path} was exported from another model; export it again")

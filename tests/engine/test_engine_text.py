@@ -197,6 +197,9 @@ def test_train_eval_and_dream_end_to_end(tmp_path, capsys):
     first = capsys.readouterr().out
     assert main(dream) == 0
     assert capsys.readouterr().out == first and first.startswith("ab") and len(first) >= 42
+    # without torch or an exported step (the packaged app), the numpy step draws the same text
+    assert main([*dream[:-1], "numpy"]) == 0 and capsys.readouterr().out == first
+    assert main(dream[:-2]) == 0 and capsys.readouterr().out == first  # auto: no .onnx here -> numpy
     assert main(["dream", "xyz", "--chars", "5", "--model", str(model)]) == 2
     assert "'x', 'y', 'z'" in capsys.readouterr().err
     assert main(["eval", "text", "--corpus", str(corpus), "--model", str(tmp_path / "none.npz")]) == 2
