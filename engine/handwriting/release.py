@@ -32,13 +32,19 @@ English Sentence Database Acquired from Handwritten Text on a Whiteboard", ICDAR
 """
 
 
+def curve_points(history: list[dict], rows: int = 12) -> list[dict]:
+    """At most ``rows`` + 1 evenly spaced validation records of a run, always with the last one."""
+    stride = max(1, -(-len(history) // rows))
+    picked = history[::stride]
+    if picked and picked[-1] is not history[-1]:
+        picked.append(history[-1])
+    return picked
+
+
 def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     if not history:
         return "(no validation points recorded)\n"
-    stride = max(1, len(history) // rows)
-    picked = history[::stride]
-    if picked[-1] is not history[-1]:
-        picked.append(history[-1])
+    picked = curve_points(history, rows)
     lines = [
         "| step | epoch | wall time (min) | train NLL/line | validation NLL/line (256 lines) |",
         "|---:|---:|---:|---:|---:|",

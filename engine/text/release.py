@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from engine.atomic import atomic_write_text
+from engine.handwriting.release import curve_points
 from engine.text.evaluation import evaluate_text
 from engine.text.model_file import load_text_model
 
@@ -40,12 +41,8 @@ TERMS = {
 def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     if not history:
         return "(no validation points recorded)\n"
-    stride = max(1, len(history) // rows)
-    picked = history[::stride]
-    if picked[-1] is not history[-1]:
-        picked.append(history[-1])
     lines = ["| step | epoch | wall time (min) | train bpc | validation bpc |", "|---:|---:|---:|---:|---:|"]
-    for h in picked:
+    for h in curve_points(history, rows):
         lines.append(
             f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | {h.get('train_bpc', float('nan')):.3f} "
             f"| {h['validation_bpc']:.3f} |"

@@ -247,3 +247,26 @@ def test_a_run_can_start_from_a_model_file_with_its_vocabulary(tiny_text_model, 
         np.testing.assert_allclose(value.numpy(), model.weights[key], atol=1e-6)
     with pytest.raises(ValueError, match="either --resume"):
         build_text_trainer(TextTrainRequest(str(corpus), init_from=str(tiny_text_model), resume="x.pt"))
+
+
+def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
+    from engine.handwriting.release import curve_points
+    from engine.text.release import model_card
+
+    history = [
+        {"step": s, "epoch": s // 10, "wall_time_s": 60.0 * s, "train_bpc": 3.0, "validation_bpc": 3 - s / 100}
+        for s in range(1, 31)
+    ]
+    assert curve_points(history, rows=12)[-1] is history[-1] and len(curve_points(history, rows=12)) <= 13
+    card = model_card(
+        "iam",
+        load_text_model(tiny_text_model).meta,
+        "bpc=1.0 nats_per_char=0.7 chars=9",
+        history,
+        "the lazy dog",
+        "penwright train text ...",
+        "a CPU",
+    )
+    assert "`bpc=1.0 nats_per_char=0.7 chars=9`" in card and "the lazy dog" in card
+    assert "| 30 | 3 | 30 | 3.000 | 2.700 |" in card  # the last record always closes the curve
+    assert "non-commercial research" in card  # IAM-OnDB's terms travel with weights trained on its text
