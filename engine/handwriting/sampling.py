@@ -256,6 +256,7 @@ def stream(
     # Per stepped row: -inf past the position after its text, so the window's focus is found in one argmax.
     width = padded.shape[1]
     end_mask = np.where(np.arange(width)[None, :] <= lengths[:, None], 0.0, -np.inf)
+    end_mask_alive, lengths_alive = end_mask, lengths  # the stepped rows' (re-indexed only when rows leave)
     x_in = x
     # After a prime the network first finishes the prime's last letter; a line starts with the stroke in
     # which the window moves on to the line's own text (or, should it never, after about three characters'
@@ -271,7 +272,7 @@ def stream(
         y, phi, state = stepper.step(x_in, state)
         if stepper.synthesis and phi is not None:
             # the window's focus: its largest weight among the line's characters and the position past them
-            focus = (phi[:, :width] + end_mask[alive]).argmax(axis=1)
+            focus = (phi[:, :width] + end_mask_alive).argmax(axis=1)
             if not all_started:
                 before = started.copy()
                 started[alive[focus >= prime_length]] = True
@@ -283,7 +284,7 @@ def stream(
                     if record:
                         pending_params[b] += [y_lead for _, y_lead, _ in lead_in[b]]
                         pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead in lead_in[b]]
-            fired = alive[(focus == lengths[alive]) & ~done[alive] & ~finishing[alive] & started[alive]]
+            fired = alive[(focus == lengths_alive) & ~done[alive] & ~finishing[alive] & started[alive]]
             if len(fired):
                 finishing[fired] = by_window[fired] = True
                 # With the pen already lifted the line ends here; otherwise the pen finishes its stroke first,
@@ -318,6 +319,7 @@ def stream(
         if select is not None and not all_done and done[alive].any():
             keep = np.flatnonzero(~done[alive])
             state, alive = select(state, keep), alive[keep]
+            end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
         x_in = x[alive] if len(alive) < B else x
         if step % chunk_steps == 0 or all_done:
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
