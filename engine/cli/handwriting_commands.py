@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="start a new run from a model file's weights (same sizes; e.g. a skip2 model for a paper run)",
     )
+    hw.add_argument(
+        "--pair-lines",
+        action="store_true",
+        help="train on each form's lines joined in pairs, the second continuing the first (teaches priming)",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -169,6 +174,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir=args.run_dir or f"runs/{args.model}-{args.convention}",
         resume=args.resume,
         init_from=args.init_from,
+        pair_lines=args.pair_lines,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

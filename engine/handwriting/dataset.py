@@ -13,6 +13,7 @@ import numpy as np
 from engine.atomic import atomic_write_bytes
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.iam_ondb import RawLine, ReadReport, read_iam_ondb, read_splits, split_of
+from engine.handwriting.line_pairs import pair_lines
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
 from engine.paths import cache_dir
 
@@ -130,8 +131,13 @@ def load_handwriting_data(
     alphabet: Alphabet | None = None,
     normalizer: Normalizer | None = None,
     use_cache: bool = True,
+    pair_train_lines: bool = False,
 ) -> HandwritingData:
     """Training lines (trainset + testset_t [+ testset_f]) and validation lines (testset_v).
+
+    ``pair_train_lines``: each form's training lines are joined in pairs (engine.handwriting.line_pairs),
+    so that the network learns to carry a writer's style from one line into the next, as priming needs;
+    validation lines stay single.
 
     Without split files, the folder's lines are split 90/10 by form id so that writers rarely straddle.
     Alphabet and normaliser come from the training lines unless given (a resumed model keeps its own).
@@ -157,6 +163,8 @@ def load_handwriting_data(
         alphabet = Alphabet.from_texts(line.text for line in train_raw)
     if normalizer is None:
         normalizer = Normalizer.fit([points_to_offsets(line.points, convention) for line in train_raw])
+    if pair_train_lines:
+        train_raw = pair_lines(train_raw)
     train = build_sequences(train_raw, convention, alphabet, normalizer, report)
     validation = build_sequences(val_raw, convention, alphabet, normalizer, report)
     return HandwritingData(train, validation, alphabet, normalizer, convention, report, counts)

@@ -24,6 +24,7 @@ class TrainRequest:
     run_dir: str = "runs/synthesis"
     resume: str | None = None
     init_from: str | None = None  # a model file (.npz) whose weights start a new run, any convention
+    pair_lines: bool = False  # train on each form's lines joined in pairs (teaches priming)
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -97,7 +98,9 @@ def build_trainer(req: TrainRequest):
         if ckpt_meta and (data.alphabet.characters != alphabet.characters or data.convention != convention):
             raise ValueError("the compact data set does not match the checkpoint's alphabet or convention")
     else:
-        data = load_handwriting_data(req.data, convention, alphabet, normalizer)
+        if init is not None and init.meta.get("convention") == convention and "normalizer" in init.meta:
+            normalizer = Normalizer.from_dict(init.meta["normalizer"])  # the model's own units
+        data = load_handwriting_data(req.data, convention, alphabet, normalizer, pair_train_lines=req.pair_lines)
     if ckpt_meta:
         config = ModelConfig.from_dict(ckpt_meta["config"])
     elif init is not None:
