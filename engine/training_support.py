@@ -4,8 +4,10 @@ and stopping on Ctrl+C / SIGTERM after the step in progress."""
 from __future__ import annotations
 
 import io
+import math
 import signal
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -66,3 +68,92 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+class StepLoop:
+    """The training loop both trainers share: steps through epochs, validates and checkpoints on a wall-clock
+    schedule, and stops cleanly (``run``). A trainer supplies its epoch plan and step, and its record."""
+
+    # provided by the trainer
+    state: object  # .step, .epoch, .position, .wall_time
+    settings: object  # .validate_minutes, .checkpoint_minutes
+    run_dir: Path
+    _stop: StopRequest
+
+    def epoch_plan(self) -> list:
+        """What the steps of the current epoch work on (one entry per step, in order)."""
+        raise NotImplementedError
+
+    def step_on(self, item) -> float:
+        """One optimiser step on an entry of the epoch plan; returns its loss."""
+        raise NotImplementedError
+
+    def start_epoch(self) -> None:
+        """Called when a new epoch begins (after the first)."""
+
+    def progress_fields(self, recent: list[float]) -> dict:
+        return {}
+
+    def _record(self, recent: list[float]) -> None:
+        raise NotImplementedError
+
+    def _finish(self, start: float, base_wall: float, recent: list[float]) -> None:
+        raise NotImplementedError
+
+    def save(self) -> None:
+        raise NotImplementedError
+
+    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
+        """Train until ``minutes`` of wall time or ``steps`` more steps; checkpoints along the way.
+
+        Ctrl+C or SIGTERM asks the loop to stop after the step in progress; it then saves a checkpoint,
+        so an interrupted run loses nothing and resumes exactly. A second Ctrl+C stops at once."""
+        with StopRequest() as stop:
+            self._stop = stop
+            self._run(minutes, steps, progress)
+        if stop.requested:
+            tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
+            raise KeyboardInterrupt
+
+    def _run(self, minutes: float | None, steps: int | None, progress: bool) -> None:
+        s, state = self.settings, self.state
+        start = time.monotonic()
+        base_wall = state.wall_time
+        last_ckpt = last_val = start
+        target = state.step + steps if steps is not None else None
+        bar = tqdm(total=target, initial=state.step, disable=not progress, unit="step", mininterval=10)
+        recent: list[float] = []
+        try:
+            while True:
+                plan = self.epoch_plan()
+                while state.position < len(plan):
+                    now = time.monotonic()
+                    if (
+                        self._stop.requested
+                        or (target is not None and state.step >= target)
+                        or (minutes is not None and now - start >= minutes * 60)
+                    ):
+                        self._finish(start, base_wall, recent)
+                        return
+                    loss = self.step_on(plan[state.position])
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"training diverged at step {state.step} (loss {loss})")
+                    recent.append(loss)
+                    state.position += 1
+                    state.step += 1
+                    state.wall_time = base_wall + time.monotonic() - start
+                    bar.update(1)
+                    bar.set_postfix(epoch=state.epoch, **self.progress_fields(recent), refresh=False)
+                    now = time.monotonic()
+                    if now - last_val >= s.validate_minutes * 60:
+                        self._record(recent)
+                        recent = []
+                        last_val = now
+                    if now - last_ckpt >= s.checkpoint_minutes * 60:
+                        self.save()
+                        last_ckpt = now
+                state.epoch += 1
+                state.position = 0
+                self.start_epoch()
+        finally:
+            bar.close()

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.atomic import atomic_write_text
+from engine.backends.fused_step import fused_step_module
 from engine.backends.onnx_backend import (
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
@@ -38,7 +39,6 @@ from engine.backends.onnx_backend import (
     onnx_path_for,
     sha256_bytes,
 )
-from engine.backends.fused_step import fused_step_module
 from engine.backends.torch_backend import build_network
 from engine.handwriting.checkpoint import ModelFileError, load_model_file
 from engine.handwriting.model import HandwritingNet

@@ -22,7 +22,7 @@ from engine.handwriting.checkpoint import save_model_file
 from engine.handwriting.dataset import Sequences
 from engine.handwriting.model import HandwritingNet, ModelConfig, mixture_nll
 from engine.handwriting.preprocessing import Normalizer
-from engine.training_support import StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
+from engine.training_support import StepLoop, StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
 
 @dataclass
@@ -83,7 +83,7 @@ class TrainerState:
     history: list[dict] = field(default_factory=list)
 
 
-class Trainer:
+class Trainer(StepLoop):
     def __init__(
         self,
         config: ModelConfig,
@@ -200,57 +200,15 @@ class Trainer:
             points += float(n)
         return total / max(len(order), 1), total / max(points, 1)
 
-    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
-        """Train until ``minutes`` of wall time or ``steps`` more steps; checkpoints along the way.
+    # ----- the shared loop's hooks (engine.training_support.StepLoop) -----
+    def epoch_plan(self) -> list[np.ndarray]:
+        return epoch_batches(self.lengths, self.settings.batch_size, self.settings.seed, self.state.epoch)
 
-        Ctrl+C or SIGTERM asks the loop to stop after the step in progress; it then saves a checkpoint,
-        so an interrupted run loses nothing and resumes exactly. A second Ctrl+C stops at once."""
-        with StopRequest() as stop:
-            self._stop = stop
-            self._run(minutes, steps, progress)
-        if stop.requested:
-            tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
-            raise KeyboardInterrupt
+    def step_on(self, item: np.ndarray) -> float:
+        return self.train_step(item)
 
-    def _run(self, minutes: float | None, steps: int | None, progress: bool) -> None:
-        s = self.settings
-        start = time.monotonic()
-        base_wall = self.state.wall_time
-        last_ckpt = last_val = start
-        target_steps = self.state.step + steps if steps is not None else None
-        bar = tqdm(total=target_steps, initial=self.state.step, disable=not progress, unit="step", mininterval=10)
-        recent: list[float] = []
-        while True:
-            batches = epoch_batches(self.lengths, s.batch_size, s.seed, self.state.epoch)
-            while self.state.position < len(batches):
-                now = time.monotonic()
-                if (
-                    self._stop.requested
-                    or (target_steps is not None and self.state.step >= target_steps)
-                    or (minutes is not None and now - start >= minutes * 60)
-                ):
-                    self._finish(start, base_wall, recent)
-                    bar.close()
-                    return
-                loss = self.train_step(batches[self.state.position])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"training diverged at step {self.state.step} (loss {loss})")
-                recent.append(loss)
-                self.state.position += 1
-                self.state.step += 1
-                self.state.wall_time = base_wall + time.monotonic() - start
-                bar.update(1)
-                bar.set_postfix(epoch=self.state.epoch, nll_line=f"{np.mean(recent[-20:]):.1f}", refresh=False)
-                now = time.monotonic()
-                if now - last_val >= s.validate_minutes * 60:
-                    self._record(recent)
-                    recent = []
-                    last_val = now
-                if now - last_ckpt >= s.checkpoint_minutes * 60:
-                    self.save()
-                    last_ckpt = now
-            self.state.epoch += 1
-            self.state.position = 0
+    def progress_fields(self, recent: list[float]) -> dict:
+        return {"nll_line": f"{np.mean(recent[-20:]):.1f}"}
 
     def _record(self, recent: list[float]) -> None:
         val_line, val_point = self.validate()

@@ -25,7 +25,7 @@ from engine.text.data import TextCorpus, Vocabulary
 from engine.text.evaluation import score_ids
 from engine.text.model import TextConfig, TextNet
 from engine.text.model_file import save_text_model
-from engine.training_support import StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
+from engine.training_support import StepLoop, StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
 
 @dataclass
@@ -63,7 +63,7 @@ def stream_segments(n_chars: int, batch_size: int, seq_len: int) -> tuple[int, i
     return length, segments
 
 
-class TextTrainer:
+class TextTrainer(StepLoop):
     def __init__(
         self, config: TextConfig, corpus: TextCorpus, run_dir: str | Path, settings: TextTrainSettings, device="cpu"
     ):
@@ -178,58 +178,18 @@ class TextTrainer:
         limit = self.settings.validate_chars or None
         return score_ids(self.model, self.corpus.validation, limit=limit).bpc
 
-    def run(self, minutes: float | None = None, steps: int | None = None, progress: bool = True) -> None:
-        """Train until ``minutes`` or ``steps`` more steps. Ctrl+C / SIGTERM stops after the step in
-        progress and saves a checkpoint (a second Ctrl+C stops at once)."""
-        with StopRequest() as stop:
-            self._stop = stop
-            self._run(minutes, steps, progress)
-        if stop.requested:
-            tqdm.write(f"interrupted: saved a checkpoint at step {self.state.step} in {self.run_dir}")
-            raise KeyboardInterrupt
+    # ----- the shared loop's hooks (engine.training_support.StepLoop) -----
+    def epoch_plan(self) -> range:
+        return range(self.segments)
 
-    def _run(self, minutes: float | None, steps: int | None, progress: bool) -> None:
-        s = self.settings
-        start = time.monotonic()
-        base_wall = self.state.wall_time
-        last_ckpt = last_val = start
-        target = self.state.step + steps if steps is not None else None
-        bar = tqdm(total=target, initial=self.state.step, disable=not progress, unit="step", mininterval=10)
-        recent: list[float] = []
-        try:
-            while True:
-                while self.state.position < self.segments:
-                    now = time.monotonic()
-                    if (
-                        self._stop.requested
-                        or (target is not None and self.state.step >= target)
-                        or (minutes is not None and now - start >= minutes * 60)
-                    ):
-                        self._finish(start, base_wall, recent)
-                        return
-                    loss = self.train_step()
-                    if not math.isfinite(loss):
-                        raise FloatingPointError(f"training diverged at step {self.state.step} (loss {loss})")
-                    recent.append(loss)
-                    self.state.position += 1
-                    self.state.step += 1
-                    self.state.wall_time = base_wall + time.monotonic() - start
-                    bar.update(1)
-                    bpc = np.mean(recent[-50:]) / math.log(2)
-                    bar.set_postfix(epoch=self.state.epoch, bpc=f"{bpc:.3f}", refresh=False)
-                    now = time.monotonic()
-                    if now - last_val >= s.validate_minutes * 60:
-                        self._record(recent)
-                        recent = []
-                        last_val = now
-                    if now - last_ckpt >= s.checkpoint_minutes * 60:
-                        self.save()
-                        last_ckpt = now
-                self.state.epoch += 1
-                self.state.position = 0
-                self.hidden = self.model.initial_state(s.batch_size, self.device)
-        finally:
-            bar.close()
+    def step_on(self, item: int) -> float:
+        return self.train_step()  # the streams' position in the text is state.position
+
+    def start_epoch(self) -> None:
+        self.hidden = self.model.initial_state(self.settings.batch_size, self.device)
+
+    def progress_fields(self, recent: list[float]) -> dict:
+        return {"bpc": f"{np.mean(recent[-50:]) / math.log(2):.3f}"}
 
     def _record(self, recent: list[float]) -> None:
         entry = {
