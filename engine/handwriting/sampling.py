@@ -13,6 +13,7 @@ past the text is not part of it). A length cap tied to the text length stops run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -84,7 +85,8 @@ def _uniforms(rng: np.random.Generator, rows: np.ndarray | None, batch: int):
     Fixed number of draws per row, in a fixed order: backends stay in lockstep for a given seed, and a line's
     strokes do not depend on which other lines have finished (``rows``: the lines still in the batch).
     """
-    u_component, u_eos = rng.random(batch), rng.random(batch)
+    u = rng.random(2 * batch)  # the same numbers as two calls of rng.random(batch), in one
+    u_component, u_eos = u[:batch], u[batch:]
     normals = rng.standard_normal((batch, 2))
     if rows is not None:
         return u_component[rows], u_eos[rows], normals[rows]
@@ -103,6 +105,23 @@ def _offsets(mu_x, mu_y, sigma_x, sigma_y, rho, normals, u_eos, eos) -> np.ndarr
     out[:, 1] = mu_y + sigma_y * (rho * normals[:, 0] + np.sqrt(1 - rho**2) * normals[:, 1])
     out[:, 2] = u_eos < eos
     return out
+
+
+def _offset_one(row: np.ndarray, k: int, M: int, bias: float, normals: np.ndarray, u_eos: float) -> np.ndarray:
+    """``_offsets`` for one row whose component's mean x is at ``row[k]`` (the same double-precision maths)."""
+    mu_x, mu_y, ls_x, ls_y, rho_hat, e = (float(v) for v in row[[k, k + M, k + 2 * M, k + 3 * M, k + 4 * M, 0]])
+    n0, n1 = float(normals[0]), float(normals[1])
+    rho = math.tanh(rho_hat)
+    out = np.empty((1, 3), np.float32)
+    out[0, 0] = mu_x + _exp(ls_x - bias) * n0
+    out[0, 1] = mu_y + _exp(ls_y - bias) * (rho * n0 + math.sqrt(1 - rho**2) * n1)
+    out[0, 2] = u_eos < 1.0 / (1.0 + _exp(-e))
+    return out
+
+
+def _exp(v: float) -> float:
+    """math.exp that overflows to infinity as numpy does (a damaged network's outputs are caught later)."""
+    return math.exp(v) if v < 709.0 else math.inf
 
 
 def draw(params: MixtureParams, rng: np.random.Generator, rows: np.ndarray | None = None, batch: int = 0) -> np.ndarray:
@@ -136,6 +155,8 @@ def sample_points(
     scaled -= scaled.max(axis=1, keepdims=True)
     pi = np.exp(scaled)
     pi /= pi.sum(axis=1, keepdims=True)
+    if B == 1:  # one stream: Python floats for the chosen Gaussian cost a tenth of numpy's tiny-array calls
+        return _offset_one(y[0], int(_pick(pi, u_component)[0]) + 1 + M, M, bias, normals[0], float(u_eos[0]))
     r, k = np.arange(B), _pick(pi, u_component) + 1 + M
     return _offsets(
         y[r, k],
@@ -268,6 +289,7 @@ def stream(
     since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi) per step while a line waits
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
+    any_finishing, min_cap = False, int(caps.min())
     while not all_done:
         y, phi, state = stepper.step(x_in, state)
         if stepper.synthesis and phi is not None:
@@ -284,8 +306,10 @@ def stream(
                     if record:
                         pending_params[b] += [y_lead for _, y_lead, _ in lead_in[b]]
                         pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead in lead_in[b]]
-            fired = alive[(focus == lengths_alive) & ~done[alive] & ~finishing[alive] & started[alive]]
+            reached = focus == lengths_alive
+            fired = alive[reached & ~done[alive] & ~finishing[alive] & started[alive]] if reached.any() else ()
             if len(fired):
+                any_finishing = True
                 finishing[fired] = by_window[fired] = True
                 # With the pen already lifted the line ends here; otherwise the pen finishes its stroke first,
                 # so the last letter is not cut off.
@@ -314,12 +338,15 @@ def stream(
                     pending_params[b].append(y[i])
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
-        done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
-        all_done = bool(done.all())
-        if select is not None and not all_done and done[alive].any():
-            keep = np.flatnonzero(~done[alive])
-            state, alive = select(state, keep), alive[keep]
-            end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
+        # A line ends once its window has finished and the pen lifts, or at its length cap: neither can
+        # happen before the window first finishes or the shortest cap is reached (plain checks until then).
+        if any_finishing or step >= min_cap:
+            done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
+            all_done = bool(done.all())
+            if select is not None and not all_done and done[alive].any():
+                keep = np.flatnonzero(~done[alive])
+                state, alive = select(state, keep), alive[keep]
+                end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
         x_in = x[alive] if len(alive) < B else x
         if step % chunk_steps == 0 or all_done:
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
