@@ -7,20 +7,9 @@
 # Installs PyInstaller into that environment if it is missing. Torch is never bundled, even if installed.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python}"
-
-if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
-    echo "installing PyInstaller into $("$PYTHON" -c 'import sys; print(sys.prefix)')"
-    "$PYTHON" -m pip install "pyinstaller>=6.10"
-fi
-
-VERSION="$("$PYTHON" -c 'import engine; print(engine.__version__)')"
-ARCH="$(uname -m)"
-
-rm -rf dist/penwright build/pyinstaller
-"$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
-    --distpath dist --workpath build/pyinstaller packaging/penwright.spec
+# shellcheck source=packaging/build_common.sh
+source "$(dirname "$0")/build_common.sh"
+run_pyinstaller
 
 if find dist/penwright -iname '*torch*' | grep -q .; then
     echo "error: torch found in the bundle:" >&2

@@ -33,20 +33,9 @@
 # `xattr -dr com.apple.quarantine Penwright.app`.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python}"
-
-if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
-    echo "installing PyInstaller into $("$PYTHON" -c 'import sys; print(sys.prefix)')"
-    "$PYTHON" -m pip install "pyinstaller>=6.10"
-fi
-
-VERSION="$("$PYTHON" -c 'import engine; print(engine.__version__)')"
-ARCH="$(uname -m)"
-
-rm -rf dist/penwright dist/Penwright.app build/pyinstaller
-"$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
-    --distpath dist --workpath build/pyinstaller packaging/penwright.spec
+# shellcheck source=packaging/build_common.sh
+source "$(dirname "$0")/build_common.sh"
+run_pyinstaller
 
 if find dist/penwright dist/Penwright.app -iname '*torch*' | grep -q .; then
     echo "error: torch found in the bundle:" >&2
