@@ -24,9 +24,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from engine.handwriting.style_metrics import StyleMetrics, flip_y  # noqa: E402
-from engine.handwriting.styles import iam_pen_lines, prime_from_strokes  # noqa: E402
-from engine.handwriting.writer import HandwritingWriter, offsets_to_strokes  # noqa: E402
+from engine.handwriting.style_metrics import StyleMetrics, flip_y, letter_height  # noqa: E402
+from engine.handwriting.styles import IAM_LETTER_HEIGHT, iam_pen_lines, prime_from_strokes  # noqa: E402
+from engine.handwriting.writer import HandwritingWriter, Prime, offsets_to_strokes  # noqa: E402
 
 TEXTS = ["a quick brown fox jumps over the lazy dog", "Penwright writes by hand"]
 MEASURES = ("height", "width", "slant")
@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="write each text this many times (one batch)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--units",
+        choices=["app", "native"],
+        default="app",
+        help="app: the prime is scaled to IAM-OnDB's median letter height, as the app does with any pen input "
+        "(every prime then has the same height); native: it keeps the writer's own size in IAM-OnDB's sensor "
+        "units, the units the model was trained in (the paper's setting)",
+    )
     args = parser.parse_args(argv)
 
     writer = HandwritingWriter.load(args.model, backend=args.backend)
@@ -64,11 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     unprimed = measure_lines(writer.write(texts, args.bias, args.seed))
     closer = {m: 0 for m in MEASURES}
     rows = []
+    owns: list[StyleMetrics] = []
+    outs: list[StyleMetrics] = []
     pen_lines = iam_pen_lines(args.data, "testset_v", args.writers, one_per_form=True)
     for line_id, text, strokes in pen_lines:
         prime = prime_from_strokes(strokes, text, writer.convention, writer.alphabet)
+        if args.units == "native":  # undo the app's size normalisation: the writer's own letter height
+            scale = letter_height([s[:, :2] for s in strokes]) / IAM_LETTER_HEIGHT
+            prime = Prime(np.concatenate([prime.offsets[:, :2] * scale, prime.offsets[:, 2:]], axis=1), prime.text)
         own = StyleMetrics.measure(flip_y(offsets_to_strokes(prime.offsets, pen_down_at_start=False)), prime.text)
         primed = measure_lines(writer.write(texts, args.bias, args.seed, prime))
+        owns.append(own)
+        outs.append(primed)
         row = [line_id]
         for m in MEASURES:
             d_primed, d_unprimed = distance(primed, own, m), distance(unprimed, own, m)
@@ -78,8 +93,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{line_id}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
     n = len(rows)
+    # Does the output follow the prime at all? Across writers: correlation and slope (log sizes, degrees).
+    follow = []
+    for m in MEASURES:
+        own_v = np.array([getattr(o, m) for o in owns])
+        out_v = np.array([getattr(p, m) for p in outs])
+        if m != "slant":
+            own_v, out_v = np.log(own_v), np.log(out_v)
+        if np.ptp(own_v) > 1e-9 and n > 2:
+            follow.append(f"{m} r={np.corrcoef(own_v, out_v)[0, 1]:.2f} slope={np.polyfit(own_v, out_v, 1)[0]:.2f}")
+        else:
+            follow.append(f"{m}: the primes do not vary")
     print(
-        f"model: {args.model}; bias {args.bias}; {len(texts)} lines per output; {n} testset_v writers (one form each)"
+        f"model: {args.model}; bias {args.bias}; {len(texts)} lines per output; {n} testset_v writers (one form each); "
+        f"prime units: {args.units}"
     )
     print("distance to the prime: primed vs unprimed output (height, width: |log ratio|; slant: degrees)")
     print(f"{'line':16s}" + "".join(f"{m:>22s}" for m in MEASURES))
@@ -90,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "primed output closer to the prime than unprimed output: "
         + ", ".join(f"{m} {closer[m]}/{n} ({fractions[m]:.0%})" for m in MEASURES)
     )
+    print("primed output against the prime, across writers: " + "; ".join(follow))
     print(f"measured in {time.monotonic() - started:.0f} s")
     print(f"closer={min(fractions.values()):.3f}")
     return 0
