@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         out_v = np.array([getattr(p, m) for p in outs])
         if m != "slant":
             own_v, out_v = np.log(own_v), np.log(out_v)
+        # the typical offset: output / prime for sizes, output - prime for slant
+        offset = f"x{np.exp(np.median(out_v - own_v)):.2f}" if m != "slant" else f"{np.median(out_v - own_v):+.1f} deg"
         if np.ptp(own_v) > 1e-9 and n > 2:
-            follow.append(f"{m} r={np.corrcoef(own_v, out_v)[0, 1]:.2f} slope={np.polyfit(own_v, out_v, 1)[0]:.2f}")
+            fit = f"r={np.corrcoef(own_v, out_v)[0, 1]:.2f} slope={np.polyfit(own_v, out_v, 1)[0]:.2f}"
+            follow.append(f"{m} {fit} median {offset}")
         else:
             follow.append(f"{m}: the primes do not vary")
     print(
@@ -118,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{m} {closer[m]}/{n} ({fractions[m]:.0%})" for m in MEASURES)
     )
     print("primed output against the prime, across writers: " + "; ".join(follow))
+    medians = {m: float(np.median([getattr(o, m) for o in owns])) for m in MEASURES}
+    print(
+        "unprimed output: "
+        + ", ".join(f"{m} {getattr(unprimed, m):.1f}" for m in MEASURES)
+        + "; the primes' medians: "
+        + ", ".join(f"{m} {v:.1f}" for m, v in medians.items())
+    )
     print(f"measured in {time.monotonic() - started:.0f} s")
     print(f"closer={min(fractions.values()):.3f}")
     return 0
