@@ -8,6 +8,11 @@ compared with the prime's. A writer counts for a measure when the primed output 
 than the unprimed output is. Last line: ``closer=<lowest of the three fractions>``.
 
     python bench/priming_fidelity.py --data ../shared/data/iam-ondb --writers 30
+
+``--units native`` keeps each writer's own size (the paper's setting) instead of the app's normalised letter
+height; ``--target next-line`` has the model write the text of the same writer's next line and compares with
+that line, so that both sides write the same letters. Besides the counts it prints, per measure, how well the
+output follows the prime across writers (correlation and slope) and its typical offset.
 """
 
 from __future__ import annotations
@@ -45,6 +50,26 @@ def distance(a: StyleMetrics, b: StyleMetrics, measure: str) -> float:
     return abs(np.log(getattr(a, measure) / getattr(b, measure)))
 
 
+def scaled(offsets: np.ndarray, factor: float) -> np.ndarray:
+    return np.concatenate([offsets[:, :2] * factor, offsets[:, 2:]], axis=1)
+
+
+def measure_offsets(offsets: np.ndarray, text: str) -> StyleMetrics:
+    return StyleMetrics.measure(flip_y(offsets_to_strokes(offsets, pen_down_at_start=False)), text)
+
+
+def writer_lines(data: str, writers: int, target: str, writer: HandwritingWriter):
+    """(line id, text, strokes, next line's (text, strokes) or None) for the first ``writers`` testset_v forms."""
+    if target == "prime":
+        return [(*line, None) for line in iam_pen_lines(data, "testset_v", writers, one_per_form=True)]
+    forms: dict[str, list] = {}
+    for line_id, text, strokes in iam_pen_lines(data, "testset_v", 10**6):
+        if not writer.alphabet.unknown(text):
+            forms.setdefault(line_id.rsplit("-", 1)[0], []).append((line_id, text, strokes))
+    chosen = [lines[:2] for lines in forms.values() if len(lines) >= 2][:writers]
+    return [(a[0], a[1], a[2], (b[1], b[2])) for a, b in chosen]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(REPO / "resources" / "models" / "handwriting-synthesis.npz"))
@@ -56,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="write each text this many times (one batch)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--target",
+        choices=["prime", "next-line"],
+        default="prime",
+        help="prime: the model writes fixed sentences and is compared with the prime line's measures; next-line: "
+        "it writes the text of the same writer's next line and is compared with that line's measures (the same "
+        "text on both sides, so what letters a text holds does not count as style)",
+    )
     parser.add_argument(
         "--units",
         choices=["app", "native"],
@@ -74,19 +107,29 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     owns: list[StyleMetrics] = []
     outs: list[StyleMetrics] = []
-    pen_lines = iam_pen_lines(args.data, "testset_v", args.writers, one_per_form=True)
-    for line_id, text, strokes in pen_lines:
+    for line_id, text, strokes, target in writer_lines(args.data, args.writers, args.target, writer):
         prime = prime_from_strokes(strokes, text, writer.convention, writer.alphabet)
+        prime_height = letter_height([s[:, :2] for s in strokes])
         if args.units == "native":  # undo the app's size normalisation: the writer's own letter height
-            scale = letter_height([s[:, :2] for s in strokes]) / IAM_LETTER_HEIGHT
-            prime = Prime(np.concatenate([prime.offsets[:, :2] * scale, prime.offsets[:, 2:]], axis=1), prime.text)
-        own = StyleMetrics.measure(flip_y(offsets_to_strokes(prime.offsets, pen_down_at_start=False)), prime.text)
-        primed = measure_lines(writer.write(texts, args.bias, args.seed, prime))
+            prime = Prime(scaled(prime.offsets, prime_height / IAM_LETTER_HEIGHT), prime.text)
+        if target is None:  # the prime's own measures, on the texts of TEXTS
+            own = measure_offsets(prime.offsets, prime.text)
+            lines_text = texts
+            baseline = unprimed
+        else:  # the same writer's next line (its text and strokes), in the prime's units
+            target_text, target_strokes = target
+            target_prime = prime_from_strokes(target_strokes, target_text, writer.convention, writer.alphabet)
+            target_height = letter_height([s[:, :2] for s in target_strokes])
+            factor = target_height / (IAM_LETTER_HEIGHT if args.units == "native" else prime_height)
+            own = measure_offsets(scaled(target_prime.offsets, factor), target_prime.text)
+            lines_text = [target_prime.text] * len(texts)
+            baseline = measure_lines(writer.write(lines_text, args.bias, args.seed))
+        primed = measure_lines(writer.write(lines_text, args.bias, args.seed, prime))
         owns.append(own)
         outs.append(primed)
         row = [line_id]
         for m in MEASURES:
-            d_primed, d_unprimed = distance(primed, own, m), distance(unprimed, own, m)
+            d_primed, d_unprimed = distance(primed, own, m), distance(baseline, own, m)
             closer[m] += d_primed < d_unprimed
             row.append(f"{d_primed:6.2f} vs {d_unprimed:6.2f}")
         rows.append(row)
@@ -109,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             follow.append(f"{m}: the primes do not vary")
     print(
         f"model: {args.model}; bias {args.bias}; {len(texts)} lines per output; {n} testset_v writers (one form each); "
-        f"prime units: {args.units}"
+        f"prime units: {args.units}; compared with: {args.target}"
     )
     print("distance to the prime: primed vs unprimed output (height, width: |log ratio|; slant: degrees)")
     print(f"{'line':16s}" + "".join(f"{m:>22s}" for m in MEASURES))
