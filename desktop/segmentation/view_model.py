@@ -149,7 +149,9 @@ class SegmentationViewModel:
         if iteration >= self.last_iteration:
             return self.result.labels
         if iteration not in self._labels_cache:
-            self._labels_cache[iteration] = np.asarray(self.result.iteration_q[iteration]).argmax(0).astype(np.uint8)
+            steps = self.result.iteration_q
+            labels = steps.labels(iteration) if hasattr(steps, "labels") else np.asarray(steps[iteration]).argmax(0)
+            self._labels_cache[iteration] = labels.astype(np.uint8)
         return self._labels_cache[iteration]
 
     def shown_labels(self, side: Literal["main", "left"] = "main") -> np.ndarray:

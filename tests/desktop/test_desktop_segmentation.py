@@ -284,6 +284,35 @@ def test_crf_panel_reruns_only_the_crf_debounced(qtbot, seg_tab, source, tmp_pat
     assert source.calls == 1
 
 
+def test_a_weight_edit_reruns_only_the_crf_and_redraws_the_overlay(qtbot, seg_tab, source, tmp_path, monkeypatch):
+    """A CRF panel edit: no network run, no new lattice, no intermediate step made; the new labels drawn."""
+    from engine.segmentation import job as job_module
+
+    segment_file(qtbot, seg_tab, discs(tmp_path / "discs.png"))
+    first = seg_tab.model.result
+    built: list[int] = []
+    kernel = job_module.NormalisedKernel
+    monkeypatch.setattr(job_module, "NormalisedKernel", lambda features: built.append(1) or kernel(features))
+    drawn: list[tuple[np.ndarray, str]] = []
+    set_overlay = seg_tab.canvas.set_overlay
+    monkeypatch.setattr(
+        seg_tab.canvas, "set_overlay", lambda argb, side="right": (drawn.append((argb, side)), set_overlay(argb, side))
+    )
+    seg_tab.crf_panel.spatial_weight.setValue(50)  # strong smoothing: the labels change
+    qtbot.waitUntil(lambda: seg_tab.model.result is not first and not seg_tab.busy, timeout=10000)
+    result = seg_tab.model.result
+    assert source.calls == 1 and built == []  # the unaries and the lattices were reused
+    assert result._unaries is first._unaries and result.unary_probabilities is first.unary_probabilities
+    assert result.iteration_q.materialised == 0  # only the final labels were made
+    assert (result.labels != first.labels).any()
+    argb, side = drawn[-1]
+    assert side == "right" and np.array_equal(argb, seg_tab.model.overlay_argb32(result.labels))
+    assert seg_tab.status_text.startswith("CRF re-run")
+    seg_tab.compare.slider.setValue(3)  # an intermediate step: made from the compact Q when shown
+    made = np.asarray(result.iteration_q[3], np.float32).argmax(0)  # float16 planes: ties may differ
+    assert (seg_tab.model.shown_labels() == made).mean() > 0.99
+
+
 def test_learned_mode_without_its_file_says_why(qtbot, seg_tab, monkeypatch):
     import engine.segmentation.job as job
 

@@ -255,9 +255,13 @@ def test_sparse_filter_matches_the_numpy_lattice_and_falls_back_without_scipy(mo
     def no_scipy(lattice, scale=None):
         raise ImportError("no scipy")
 
+    scale = np.array([2.0, -0.5, 0.0, 3.0])  # a factor per channel: applied to the grid on the sparse path
+    fast_scaled = kernel(values, scale)
+    np.testing.assert_allclose(fast_scaled, fast * scale.astype(np.float32), rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(kernels_module, "SparseFilter", no_scipy)
     slow = NormalisedKernel(bilateral_features(image, 20.0, 8.0))
     np.testing.assert_allclose(slow(values), fast, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(slow(values, scale), fast_scaled, rtol=1e-5, atol=1e-6)
 
 
 def test_steps_yield_every_iteration_and_pruning_keeps_full_q() -> None:
@@ -273,6 +277,26 @@ def test_steps_yield_every_iteration_and_pruning_keeps_full_q() -> None:
     exact, _ = mean_field(wide, image, _params(7, 20.0), iterations=3)
     assert np.abs(q.T.reshape(exact.shape) - exact).max() < 1e-4
     np.testing.assert_array_equal(logits[:, 3:], wide[3:].reshape(4, -1).T)  # unused classes keep their unaries
+
+
+def test_float32_iteration_matches_float64_for_diagonal_and_full_mappings() -> None:
+    """The float32 fast path (scipy sparse filters, BLAS-free mapping, compact argmax) against the float64
+    iteration through `filter_lattice`, for Potts (diagonal) and full mixing matrices."""
+    from engine.segmentation.crf.meanfield import mean_field_steps
+
+    image, unaries, _ = _two_regions(24, 32, seed=3)
+    wide = np.concatenate([unaries, np.full((2, *unaries.shape[1:]), -9.0, np.float32)])
+    full = _params(5, 20.0)
+    full.bilateral_weights = full.bilateral_weights + 0.3 * np.random.default_rng(1).random((5, 5))
+    for params in (_params(5, 20.0), full):
+        kernels = ImageKernels.build(image, *params.thetas)
+        for min_probability in (0.0, 0.01):
+            fast = list(mean_field_steps(wide, image, params, 4, kernels, min_probability))[-1].compact()
+            exact = list(mean_field_steps(wide.astype(np.float64), image, params, 4, kernels, min_probability))
+            exact_q = exact[-1].planes()
+            np.testing.assert_allclose(fast.planes(), exact_q, atol=2e-5)
+            np.testing.assert_array_equal(fast.argmax(), fast.planes().argmax(0))
+            assert (fast.argmax() == exact_q.argmax(0)).mean() > 0.999
 
 
 def test_learned_parameters_round_trip_and_refuse_other_class_counts(tmp_path) -> None:
@@ -317,5 +341,10 @@ def test_shipped_learned_parameters_load_for_the_voc_classes() -> None:
 
     assert LEARNED_PATH.is_file() and LEARNED_PATH.with_suffix(".md").is_file()  # the parameters and their card
     params = load_learned_params(21)
-    assert params.spatial_weights.shape == (21, 21) and params.thetas == (160.0, 3.0, 3.0)
-    assert not np.allclose(params.bilateral_weights, CrfParams.default(21).bilateral_weights)
+    default = CrfParams.default(21)
+    assert params.spatial_weights.shape == (21, 21) and min(params.thetas) > 0
+    assert params.thetas != default.thetas or not np.allclose(params.bilateral_weights, default.bilateral_weights)
+    with np.load(LEARNED_PATH) as data:  # the card's reproduce command is the one that wrote the file
+        command = str(data["meta_command"])
+    assert command.startswith("python -m engine.segmentation.crf.fit search ")
+    assert command in LEARNED_PATH.with_suffix(".md").read_text().replace("\\\n    ", "")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.segmentation import job as job_module
 from engine.segmentation.crf import meanfield
 from engine.segmentation.crf.meanfield import CrfParams
 from engine.segmentation.crf.working import refine_photo
@@ -180,21 +181,75 @@ def test_cancel_from_another_thread() -> None:
 def test_rerun_crf_reuses_unaries_and_lattices(monkeypatch) -> None:
     image, source = photo(), FakeSource()
     first = run(SegmentationRequest(image, crf_params=small_params(), iterations=2), source)
-    builds = []
-    original = meanfield.ImageKernels.build
-    monkeypatch.setattr(meanfield.ImageKernels, "build", lambda *a, **k: builds.append(1) or original(*a, **k))
+    builds: list[str] = []
+    original = job_module.NormalisedKernel
+
+    def counted(features):
+        builds.append("spatial" if features.shape[1] == 2 else "bilateral")
+        return original(features)
+
+    monkeypatch.setattr(job_module, "NormalisedKernel", counted)
     stronger = small_params()
     stronger.bilateral_weights = 10 * np.eye(3)
     again = rerun_crf(first, stronger, iterations=6)
     assert source.calls == 1 and builds == []  # no network, no new lattice
     fresh = run(SegmentationRequest(image, crf_params=stronger, iterations=6))
+    builds.clear()
     np.testing.assert_array_equal(again.labels, fresh.labels)
     assert len(again.iteration_q) == 7 and again.params is stronger
+    for t in (0, 3, 6):
+        np.testing.assert_array_equal(again.iteration_q[t], fresh.iteration_q[t])
+    rerun_crf(first, small_params(theta_alpha=10.0), iterations=1)  # another bilateral width: one new lattice
+    assert builds == ["bilateral"]
     builds.clear()
-    rerun_crf(first, small_params(theta_alpha=10.0), iterations=1)  # other thetas: a new lattice
-    assert builds == [1]
+    gamma = small_params()
+    gamma.theta_gamma = 1.5
+    rerun_crf(first, gamma, iterations=1)  # another spatial width: the bilateral lattice is kept
+    assert builds == ["spatial"]
     no_crf = run(SegmentationRequest(image, crf="none"), source)
     assert rerun_crf(no_crf, iterations=2).crf_mode == "default"
+
+
+def test_rerun_with_other_iterations_only_reuses_the_steps(monkeypatch) -> None:
+    """Fewer iterations cut the steps already run, more continue from the last: no filtering is repeated,
+    and the labels and every step equal a fresh run's."""
+    from engine.segmentation.crf.kernels import NormalisedKernel
+
+    image = photo((90, 60))
+    first = run(SegmentationRequest(image, crf_params=small_params(), iterations=4))
+    filtered: list[int] = []
+    original = NormalisedKernel.__call__
+    monkeypatch.setattr(NormalisedKernel, "__call__", lambda self, *a: filtered.append(1) or original(self, *a))
+    for iterations, filterings in ((2, 0), (4, 0), (7, 2 * 3)):
+        filtered.clear()
+        again = rerun_crf(first, small_params(), iterations=iterations)  # equal parameters, new arrays
+        assert len(filtered) == filterings and again.iterations == iterations
+        fresh = run(SegmentationRequest(image, crf_params=small_params(), iterations=iterations))
+        np.testing.assert_array_equal(again.labels, fresh.labels)
+        for t in range(iterations + 1):
+            np.testing.assert_array_equal(again.iteration_q[t], fresh.iteration_q[t])
+    filtered.clear()
+    rerun_crf(first, small_params(theta_alpha=30.0), iterations=3)  # other parameters: all iterations again
+    assert len(filtered) == 2 * 3
+
+
+def test_rerun_equals_a_fresh_mean_field_and_keeps_few_lattices() -> None:
+    """The cached path (shared softmax, kept lattices, lazy steps, compact argmax) against mean_field."""
+    from engine.segmentation.crf.working import working_params
+
+    image = photo((90, 60))
+    first = run(SegmentationRequest(image, crf_params=small_params(), iterations=1, min_probability=0.0))
+    for alpha in (10.0, 15.0, 25.0, 30.0):
+        params = small_params(theta_alpha=alpha)
+        params.spatial_weights = np.array([[2.0, 0.5, 0], [0, 3, 0], [0.2, 0, 4]])  # not diagonal: the matmul path
+        again = rerun_crf(first, params, iterations=4)
+        assert again.iteration_q.materialised == 0  # nothing made before it is looked at
+        scaled = working_params(params, first.photo_size, first.working_image.shape[1::-1])
+        q, _ = meanfield.mean_field(first._unaries, first.working_image, scaled, iterations=4)
+        np.testing.assert_array_equal(again.labels, q.argmax(0))
+        np.testing.assert_allclose(again.iteration_q[4].astype(np.float32), q, atol=1e-3)
+        assert again.iteration_q.materialised == 1
+    assert len(first._kernels) == job_module.KERNEL_CACHE == 3
 
 
 def test_bad_requests_raise_clear_errors(tmp_path, monkeypatch) -> None:

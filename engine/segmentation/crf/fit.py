@@ -1,21 +1,26 @@
-"""CRF-only fine-tuning (Zheng et al. 2015, the unaries frozen): fit the CRF's weights and compatibility.
+"""Fitting the CRF's parameters with the unaries frozen (Zheng et al. 2015's CRF-only fine-tuning).
 
 Why: crfasrnn's fixed defaults were tuned on VOC; on other photos (COCO) they over-smooth and lower mIoU.
 With the network frozen, its logits are computed once per image and cached (float32, at the network's
-resolution, in the user's cache folder, never in the repository); then only the CRF-RNN layer
-(`crfrnn.CrfRnn`: spatial and bilateral C x C weights and the C x C compatibility; thetas fixed) is
-trained by backpropagation through T = 5 mean-field iterations, with cross-entropy on the labelled pixels
-(255 ignored), at a reduced working resolution (the thetas scale with it, as at inference).
+resolution, in the user's cache folder, never in the repository).
 
-Split (deterministic): coco128-voc images sorted by name, even positions + labelme-voc to fit, odd
-positions held back; voc2012-val held back entirely. The epoch kept is the one with the best mIoU on the
-fit images at inference settings (10 iterations), and its parameters are written only if they beat the
-defaults there and do not fall below the unaries; the held-back figures come from `evaluate`.
+Split (deterministic): coco128-voc images sorted by name, even positions + labelme-voc are the fit photos,
+odd positions held back; voc2012-val held back entirely. The fit photos are split again by a hash of their
+names into fit-train and fit-validation (`search.split_fit`).
 
-    python -m engine.segmentation.crf.fit train --data ../shared/data/segmentation \
-        --model ../shared/models/espnetv2/espnetv2_s_2.0_pascal_384x384.pth --out resources/models/crf-learned.npz
+- `search` (what ships): a small grid of crfasrnn-form parameters (Potts compatibility, scalar kernel
+  weights, thetas) scored on fit-train at the app's working resolution and iteration; the best few are
+  scored on fit-validation and the best there is written (`search` module). The held-back sets are not read.
+- `train`: CRF-RNN's backpropagation through the mean-field iterations (C x C weights and compatibility)
+  at a reduced resolution; with so few photos it overfits (see the model card).
+- `evaluate`: mIoU with no CRF, the defaults and a parameter file on any set, through the app's job.
+
+    python -m engine.segmentation.crf.fit search --data ../shared/data/segmentation \
+        --model ../shared/models/espnetv2/espnetv2_s_2.0_pascal_384x384.pth --backend onnx \
+        --out resources/models/crf-learned.npz
     python -m engine.segmentation.crf.fit evaluate --data ../shared/data/segmentation \
-        --model ../shared/models/espnetv2/espnetv2_s_2.0_pascal_384x384.pth --params resources/models/crf-learned.npz
+        --model ../shared/models/espnetv2/espnetv2_s_2.0_pascal_384x384.pth --backend onnx \
+        --params resources/models/crf-learned.npz --sets coco-held voc-held
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from PIL import Image
 from engine.paths import cache_dir
 from engine.segmentation.crf.learned import load_params, save_params
 from engine.segmentation.crf.meanfield import CrfParams, ImageKernels
+from engine.segmentation.crf.search import Candidate, split_fit
 from engine.segmentation.crf.working import working_inputs, working_params
 from engine.segmentation.evaluate import Scores, confusion, pair_by_stem, read_mask
 from engine.segmentation.manifest import SegmentationWeights
@@ -50,7 +56,7 @@ class Sample:
 
 
 def split(data: Path) -> dict[str, list[Sample]]:
-    """{"fit": ..., "coco-held": ..., "voc-held": ...} from the three folders under `data`."""
+    """{"fit", "fit-train", "fit-validation", "coco-held", "voc-held": photos} from the folders under `data`."""
 
     def folder(name: str) -> list[Sample]:
         base = data / name
@@ -59,8 +65,12 @@ def split(data: Path) -> dict[str, list[Sample]]:
         ]
 
     coco = folder("coco128-voc")
+    fit = coco[0::2] + folder("labelme-voc")
+    train, validation = split_fit([s.name for s in fit])
     return {
-        "fit": coco[0::2] + folder("labelme-voc"),
+        "fit": fit,
+        "fit-train": [fit[i] for i in train],
+        "fit-validation": [fit[i] for i in validation],
         "coco-held": coco[1::2],
         "voc-held": folder("voc2012-val"),
     }
@@ -177,30 +187,113 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def shrink(args: argparse.Namespace) -> int:
-    """The simplest fit: one factor on both kernel weights, chosen on the fit images (0 = the unaries)."""
+def search_grid(args: argparse.Namespace) -> int:
+    """Grid on fit-train, shortlist on fit-validation, keep the best there (`search`); held-back sets unseen."""
+    from engine.segmentation.crf.search import grid, shortlist
+
     sets = split(Path(args.data))
     logits = CachedLogits(args.model, args.backend)
     classes = len(logits.source.classes)
-    base = load_params(args.start) if args.start else CrfParams.default(classes)
-    fit = [prepare(s, logits, args.max_pixels, base) for s in sets["fit"]]
-    scores = {}
-    for factor in args.factors:
-        params = CrfParams(
-            base.spatial_weights * factor, base.bilateral_weights * factor, base.compatibility, *base.thetas
-        )
-        scores[factor] = _fit_miou(fit, params, classes)
-        print(f"factor {factor:.2f}: fit mIoU {scores[factor]:.2f}", flush=True)
-    best = max(scores, key=lambda f: (scores[f], -f))
-    params = CrfParams(base.spatial_weights * best, base.bilateral_weights * best, base.compatibility, *base.thetas)
-    meta = {
-        "factor": str(best),
-        "scores": json.dumps(scores),
-        "command": "python -m engine.segmentation.crf.fit shrink " + " ".join(args.argv),
-    }
-    save_params(args.out, params, **meta)
-    print(f"wrote {args.out} (factor {best}, fit mIoU {scores[best]:.2f})")
+    train, validation = sets["fit-train"], sets["fit-validation"]
+    print(f"fit-train {len(train)} photos, fit-validation {len(validation)}", flush=True)
+    candidates = grid(args.spatial, args.bilateral, args.alphas, args.betas)
+    train_scores, train_unaries = _grid_scores(candidates, train, logits, classes, "fit-train")
+    listed = shortlist(train_scores, args.shortlist)
+    validation_scores, validation_unaries = _grid_scores(listed, validation, logits, classes, "fit-validation")
+    write_selection(
+        args.out,
+        classes,
+        logits.source.name,
+        args.argv,
+        (train_scores, train_unaries),
+        listed,
+        (validation_scores, validation_unaries),
+    )
     return 0
+
+
+def write_selection(
+    out: str | Path,
+    classes: int,
+    model: str,
+    argv: list[str],
+    train: tuple[dict[Candidate, float], float],
+    listed: list[Candidate],
+    validation: tuple[dict[Candidate, float], float],
+) -> Candidate:
+    """Pick among the shortlist and the no-CRF point (zero weights: the unaries) by fit-validation mIoU
+    alone, and write the pick with every score that led to it. (train, validation): ({candidate: mIoU},
+    the unaries' mIoU)."""
+    from engine.segmentation.crf.search import NO_CRF, select
+
+    (train_scores, train_unaries), (validation_scores, validation_unaries) = train, validation
+    competing = {c: validation_scores[c] for c in listed}
+    competing[NO_CRF] = validation_unaries  # the CRF must earn its place on fit-validation
+    best = select(competing)
+    fit_train = {**train_scores, NO_CRF: train_unaries}
+    table = [
+        {"candidate": c.label, "fit_train": round(fit_train[c], 2), "fit_validation": round(competing[c], 2)}
+        for c in competing
+    ]
+    for row in table:
+        print(f"{row['candidate']}: fit-train {row['fit_train']:.2f}, fit-validation {row['fit_validation']:.2f}")
+    meta = {
+        "model": model,
+        "selected": best.label,
+        "fit_train_miou": f"{fit_train[best]:.2f}",
+        "fit_validation_miou": f"{competing[best]:.2f}",
+        "unaries": json.dumps({"fit_train": round(train_unaries, 2), "fit_validation": round(validation_unaries, 2)}),
+        "shortlist": json.dumps(table),
+        "grid": json.dumps({c.label: round(v, 2) for c, v in train_scores.items()}),
+        "command": "python -m engine.segmentation.crf.fit search " + " ".join(_without_out(argv)),
+    }
+    save_params(out, best.params(classes), **meta)
+    print(f"wrote {out} ({best.label})")
+    return best
+
+
+def _without_out(argv: list[str]) -> list[str]:
+    """The arguments less `--out PATH`: where a file was written is no part of what made it."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return kept
+
+
+def _grid_scores(candidates: list, samples: list[Sample], logits: CachedLogits, classes: int, what: str):
+    """({candidate: mIoU}, unaries mIoU) on `samples`, at the app's working resolution and iteration."""
+    from engine.segmentation.crf.kernels import NormalisedKernel, bilateral_features, spatial_features
+    from engine.segmentation.crf.search import refine_many
+
+    totals = {c: np.zeros((classes, classes), np.int64) for c in candidates}
+    unaries_total = np.zeros((classes, classes), np.int64)
+    groups: dict[tuple[float, float, float], list] = {}
+    for c in candidates:
+        groups.setdefault((c.theta_alpha, c.theta_beta, c.theta_gamma), []).append(c)
+    start = time.perf_counter()
+    for n, sample in enumerate(samples, 1):
+        photo = load_photo(sample.photo)
+        image, unaries = working_inputs(logits(sample, photo), photo)
+        mask = resize_labels(read_mask(sample.mask), image.shape[1::-1])
+        unaries_total += confusion(mask, unaries.argmax(0).astype(np.uint8), classes)
+        h, w = image.shape[:2]
+        spatial: dict[float, NormalisedKernel] = {}
+        for members in groups.values():
+            alpha, beta, gamma = working_params(members[0].params(classes), photo.size, (w, h)).thetas
+            if gamma not in spatial:
+                spatial[gamma] = NormalisedKernel(spatial_features(h, w, gamma))
+            kernels = ImageKernels(spatial[gamma], NormalisedKernel(bilateral_features(image, alpha, beta)))
+            labels = refine_many(unaries, kernels, [(c.spatial, c.bilateral) for c in members])
+            for c, predicted in zip(members, labels, strict=True):
+                totals[c] += confusion(mask, predicted, classes)
+        print(f"{what} {n}/{len(samples)} {sample.name} ({time.perf_counter() - start:.0f} s)", flush=True)
+    scores = {c: 100 * Scores(m, len(samples)).miou for c, m in totals.items()}
+    return scores, 100 * Scores(unaries_total, len(samples)).miou
 
 
 def _fit_miou(prepared: list[Prepared], params: CrfParams | None, classes: int) -> float:
@@ -288,15 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--threads", type=int, default=1)
     tr.add_argument("--seed", type=int, default=0)
     tr.set_defaults(handler=train)
-    sh = sub.add_parser("shrink", help="scale both kernel weights by one factor chosen on the fit images")
-    sh.add_argument("--data", required=True)
-    sh.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
-    sh.add_argument("--backend", default="auto")
-    sh.add_argument("--start", help="parameters to scale (default: crfasrnn's)")
-    sh.add_argument("--factors", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
-    sh.add_argument("--max-pixels", type=int, default=FIT_PIXELS)
-    sh.add_argument("--out", required=True)
-    sh.set_defaults(handler=shrink)
+    se = sub.add_parser("search", help="grid search on fit-train, selection on fit-validation (what ships)")
+    se.add_argument("--data", required=True)
+    se.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
+    se.add_argument("--backend", default="auto")
+    se.add_argument("--spatial", type=float, nargs="+", default=[0.0, 1.0], help="spatial kernel weights")
+    se.add_argument("--bilateral", type=float, nargs="+", default=[0.5, 1.5, 4.0], help="bilateral weights")
+    se.add_argument("--alphas", type=float, nargs="+", default=[50.0, 120.0], help="bilateral position widths")
+    se.add_argument("--betas", type=float, nargs="+", default=[3.0, 8.0], help="bilateral colour widths")
+    se.add_argument("--shortlist", type=int, default=3, help="fit-train's best, scored on fit-validation")
+    se.add_argument("--out", required=True)
+    se.set_defaults(handler=search_grid)
     ev = sub.add_parser("evaluate", help="mIoU without CRF, with the defaults and with learned parameters")
     ev.add_argument("--data", required=True)
     ev.add_argument("--model", default=SegmentationWeights.DEFAULT.meta.name)
@@ -305,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument(
         "--modes", nargs="+", default=["none", "default", "learned"], choices=["none", "default", "learned"]
     )
-    ev.add_argument("--sets", nargs="+", default=["coco-held", "voc-held", "fit"])
+    ev.add_argument(
+        "--sets",
+        nargs="+",
+        default=["coco-held", "voc-held"],
+        choices=["fit", "fit-train", "fit-validation", "coco-held", "voc-held"],
+    )
     ev.set_defaults(handler=evaluate_sets)
     args = parser.parse_args(argv)
     args.argv = argv[1:]

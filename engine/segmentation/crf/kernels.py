@@ -45,17 +45,26 @@ class NormalisedKernel:
         self._sparse: SparseFilter | bool | None = None
         self._norm32 = self.norm.astype(np.float32)
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
+    def sparse_filter(self) -> SparseFilter | None:
+        """The float32 filter as scipy sparse matrices (normalisation folded in), or None without scipy."""
+        if self._sparse is None:
+            self._sparse = _sparse_filter(self.lattice, self.norm)
+        return self._sparse or None
+
+    def __call__(self, values: np.ndarray, channel_scale: np.ndarray | None = None) -> np.ndarray:
+        """The normalised filtering of values (N, C); `channel_scale` (C,): a factor per output channel (the
+        sparse path applies it to the lattice grid, cheaper than to the pixels)."""
         if np.asarray(values).dtype == np.float64:
             out = filter_lattice(self.lattice, values)
             out *= self.norm
-            return out
-        if self._sparse is None:
-            self._sparse = _sparse_filter(self.lattice, self.norm)
-        if self._sparse:
-            return self._sparse(values)  # the normalisation is folded into its slice matrix
-        out = filter_lattice(self.lattice, values)
-        out *= self._norm32
+        else:
+            sparse = self.sparse_filter()
+            if sparse is not None:
+                return sparse(values, channel_scale)  # the normalisation is folded into its slice matrix
+            out = filter_lattice(self.lattice, values)
+            out *= self._norm32
+        if channel_scale is not None:
+            out *= np.asarray(channel_scale, out.dtype)
         return out
 
 

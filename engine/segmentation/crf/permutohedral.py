@@ -201,7 +201,9 @@ class SparseFilter:
         indptr = np.arange(0, n * d1 + 1, d1, dtype=np.int64)
         indices = lattice.index.ravel()
         data = lattice.weight.astype(np.float32).ravel()
-        self.splat = sparse.csc_matrix((data, indices, indptr), shape=(m, n)).tocsr()
+        # splat stays CSC: one pass over the points scattering into the vertices beat CSR's gathers 1.5x
+        # (measured, 500 x 375 bilateral lattice: 10 vs 15 ms for 6 channels) and sums in the same order
+        self.splat = sparse.csc_matrix((data, indices, indptr), shape=(m, n))
         if scale is not None:
             data = (lattice.weight * np.asarray(scale, np.float64).reshape(n, 1)).astype(np.float32).ravel()
         self.slice = sparse.csr_matrix((data, indices, indptr), shape=(n, m))
@@ -214,9 +216,12 @@ class SparseFilter:
             row_starts = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
             self.blurs.append(sparse.csr_matrix((weights, columns, row_starts), shape=(m, m)))
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """values (N, C) float32 -> (N, C) float32."""
+    def __call__(self, values: np.ndarray, channel_scale: np.ndarray | None = None) -> np.ndarray:
+        """values (N, C) float32 -> (N, C) float32; `channel_scale` (C,): a factor per output channel,
+        applied to the lattice grid (fewer rows than pixels) before slicing."""
         grid = self.splat @ np.ascontiguousarray(values, np.float32)
         for blur in self.blurs:
             grid = blur @ grid
+        if channel_scale is not None:
+            grid *= np.asarray(channel_scale, np.float32)
         return self.slice @ grid
