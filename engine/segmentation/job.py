@@ -360,10 +360,38 @@ class SegmentationJob:
         assert unaries is not None
         self._step("crf", 0.0)
         scaled = working_params(params, result.photo_size, image.shape[1::-1])
-        kernels = _cached_kernels(result._kernels, image, scaled.thetas)
         probabilities = result.unary_probabilities
         c, h, w = unaries.shape
         q0 = CompactQ(c, np.arange(c), probabilities.reshape(c, h * w), None, None)  # whatever the parameters
+        if not (np.any(scaled.spatial_weights) or np.any(scaled.bilateral_weights)):
+            # No kernel weight, no messages: every iteration's Q is softmax(U) (e.g. the shipped learned
+            # parameters), so neither lattices nor iterations are needed.
+            result.iteration_q = IterationQ(unaries.shape, [q0] * (iterations + 1))
+            final = q0
+            self._step("crf", 1.0)
+        else:
+            final = self._iterate(result, scaled, iterations, q0, reuse, min_probability)
+        self._step("labels", 0.0)
+        if image.shape[1::-1] == tuple(result.photo_size):  # the CRF ran at the photo's size: labels directly
+            result.labels = final.argmax().reshape(image.shape[:2]).astype(np.uint8)
+        else:
+            result.labels = upsample_argmax(final.planes().reshape(unaries.shape), result.photo_size)
+        self._step("labels", 1.0)
+        return result
+
+    def _iterate(
+        self,
+        result: SegmentationResult,
+        scaled: CrfParams,
+        iterations: int,
+        q0: CompactQ,
+        reuse: list[CompactQ] | None,
+        min_probability: float,
+    ) -> CompactQ:
+        """Run (or continue) the mean-field steps into result.iteration_q; returns the last Q."""
+        image, unaries = result.working_image, result._unaries
+        kernels = _cached_kernels(result._kernels, image, scaled.thetas)
+        probabilities = result.unary_probabilities
         kept = (reuse or [q0])[: iterations + 1]
         steps = IterationQ(unaries.shape, kept)
         result.iteration_q = steps
@@ -376,13 +404,7 @@ class SegmentationJob:
                 final = step.compact()
                 steps.append(final)  # made into a float16 array only when someone looks at it
             self._step("crf", (done + t) / iterations if iterations else 1.0)  # the cancel check between iterations
-        self._step("labels", 0.0)
-        if image.shape[1::-1] == tuple(result.photo_size):  # the CRF ran at the photo's size: labels directly
-            result.labels = final.argmax().reshape(image.shape[:2]).astype(np.uint8)
-        else:
-            result.labels = upsample_argmax(final.planes().reshape(unaries.shape), result.photo_size)
-        self._step("labels", 1.0)
-        return result
+        return final
 
 
 def _same_params(a: CrfParams, b: CrfParams) -> bool:

@@ -315,3 +315,21 @@ def test_real_checkpoint_job_matches_the_cli_pipeline() -> None:
     assert result.classes == weights.meta.classes and result.model_name == weights.meta.name
     plain = SegmentationJob(SegmentationRequest(image, model=str(path), crf="none", backend="torch")).run()
     np.testing.assert_array_equal(plain.labels, reference.labels)
+
+
+def test_zero_kernel_weights_skip_the_lattices_and_keep_the_unaries(monkeypatch) -> None:
+    """No kernel weight means no messages (the shipped learned parameters): Q stays softmax(U) at every step."""
+    image = photo()
+    builds: list[int] = []
+    original = job_module.NormalisedKernel
+    monkeypatch.setattr(job_module, "NormalisedKernel", lambda features: builds.append(1) or original(features))
+    params = small_params()
+    params.spatial_weights = np.zeros((3, 3))
+    params.bilateral_weights = np.zeros((3, 3))
+    result = run(SegmentationRequest(image, crf_params=params, iterations=4), FakeSource())
+    assert builds == [] and len(result.iteration_q) == 5
+    for t in (0, 4):
+        np.testing.assert_array_equal(result.iteration_q[t], result.iteration_q[0])
+    monkeypatch.setattr(job_module, "NormalisedKernel", original)
+    q, _ = meanfield.mean_field(result._unaries, result.working_image, params, iterations=4)
+    np.testing.assert_array_equal(result.labels, q.argmax(0))
