@@ -132,12 +132,14 @@ def load_handwriting_data(
     normalizer: Normalizer | None = None,
     use_cache: bool = True,
     pair_train_lines: bool = False,
+    keep_single_lines: bool = False,
 ) -> HandwritingData:
     """Training lines (trainset + testset_t [+ testset_f]) and validation lines (testset_v).
 
     ``pair_train_lines``: each form's training lines are joined in pairs (engine.handwriting.line_pairs),
     so that the network learns to carry a writer's style from one line into the next, as priming needs;
-    validation lines stay single.
+    ``keep_single_lines`` trains on the single lines as well (line starts stay as common as before).
+    Validation lines stay single.
 
     Without split files, the folder's lines are split 90/10 by form id so that writers rarely straddle.
     Alphabet and normaliser come from the training lines unless given (a resumed model keeps its own).
@@ -164,7 +166,7 @@ def load_handwriting_data(
     if normalizer is None:
         normalizer = Normalizer.fit([points_to_offsets(line.points, convention) for line in train_raw])
     if pair_train_lines:
-        train_raw = pair_lines(train_raw)
+        train_raw = pair_lines(train_raw) + (train_raw if keep_single_lines else [])
     train = build_sequences(train_raw, convention, alphabet, normalizer, report)
     validation = build_sequences(val_raw, convention, alphabet, normalizer, report)
     return HandwritingData(train, validation, alphabet, normalizer, convention, report, counts)

@@ -25,6 +25,7 @@ class TrainRequest:
     resume: str | None = None
     init_from: str | None = None  # a model file (.npz) whose weights start a new run, any convention
     pair_lines: bool = False  # train on each form's lines joined in pairs (teaches priming)
+    single_lines_too: bool = False  # with pair_lines: the single lines as well
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -100,7 +101,14 @@ def build_trainer(req: TrainRequest):
     else:
         if init is not None and init.meta.get("convention") == convention and "normalizer" in init.meta:
             normalizer = Normalizer.from_dict(init.meta["normalizer"])  # the model's own units
-        data = load_handwriting_data(req.data, convention, alphabet, normalizer, pair_train_lines=req.pair_lines)
+        data = load_handwriting_data(
+            req.data,
+            convention,
+            alphabet,
+            normalizer,
+            pair_train_lines=req.pair_lines,
+            keep_single_lines=req.single_lines_too,
+        )
     if ckpt_meta:
         config = ModelConfig.from_dict(ckpt_meta["config"])
     elif init is not None:

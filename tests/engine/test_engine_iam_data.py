@@ -288,3 +288,20 @@ def test_real_split_files_and_first_archive_members(iam_ondb):
             assert 1 <= int(number) <= len(transcriptions[form])
         offsets = points_to_offsets(points, "skip2")
         assert np.isfinite(offsets).all() and offsets[:, 2].sum() == points[1:, 2].sum()
+
+
+def test_training_on_line_pairs_with_and_without_the_single_lines(small_iam, cache_folder):
+    single = load_handwriting_data(small_iam.folder, "skip2", use_cache=False)
+    paired = load_handwriting_data(small_iam.folder, "skip2", use_cache=False, pair_train_lines=True)
+    both = load_handwriting_data(
+        small_iam.folder, "skip2", use_cache=False, pair_train_lines=True, keep_single_lines=True
+    )
+    # Pairs join two lines of a form each (an odd last line stays alone); keep_single_lines adds the singles.
+    assert len(paired.train) < len(single.train) and any("+" in i for i in paired.train.ids)
+    assert len(both.train) == len(paired.train) + len(single.train)
+    assert paired.validation.ids == single.validation.ids  # validation lines stay single
+    joined = next(i for i in paired.train.ids if "+" in i)
+    first = joined.split("+")[0]
+    second = first.rsplit("-", 1)[0] + "-" + joined.split("+")[1]
+    text = dict(zip(single.train.ids, single.train.texts, strict=True))
+    assert paired.train.texts[paired.train.ids.index(joined)] == f"{text[first]} {text[second]}"
