@@ -156,7 +156,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.save_compact_data:
         from engine.handwriting.dataset import load_handwriting_data, save_compact_data
 
-        data = load_handwriting_data(args.data, args.convention)
+        data = load_handwriting_data(
+            args.data, args.convention, pair_train_lines=args.pair_lines, keep_single_lines=args.single_lines_too
+        )
         save_compact_data(data, args.save_compact_data)
         print(
             f"wrote {args.save_compact_data}: {len(data.train)} training and {len(data.validation)} "

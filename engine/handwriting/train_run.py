@@ -94,6 +94,8 @@ def build_trainer(req: TrainRequest):
         alphabet = Alphabet.from_dict(init.meta["alphabet"])
     normalizer = Normalizer.from_dict(ckpt_meta["normalizer"]) if ckpt_meta else None
     convention = ckpt_meta["convention"] if ckpt_meta else req.convention
+    if req.compact_data and (req.pair_lines or req.single_lines_too):
+        raise ValueError("a compact data set is already built: give --pair-lines when saving it, not when using it")
     if req.compact_data:
         data: HandwritingData = load_compact_data(req.compact_data)
         if ckpt_meta and (data.alphabet.characters != alphabet.characters or data.convention != convention):

@@ -181,3 +181,10 @@ def test_a_run_starts_from_another_conventions_model_with_its_window_pace_rescal
     bigger = ModelConfig.from_dict({**model.meta["config"], "hidden": config.hidden + 1})
     with pytest.raises(ValueError, match="another architecture"):
         warm_start(HandwritingNet(bigger), model)
+
+
+def test_line_pairs_are_chosen_when_a_compact_data_set_is_saved_not_when_used(tmp_path):
+    from engine.handwriting.train_run import TrainRequest, build_trainer
+
+    with pytest.raises(ValueError, match="when saving it"):
+        build_trainer(TrainRequest(compact_data=str(tmp_path / "data.npz"), pair_lines=True))
