@@ -25,15 +25,14 @@ import math
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEventLoop, QSettings
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import MODEL_ENV
+from desktop.event_wait import wait_until
 from desktop.main_window import MainWindow
 from desktop.pen_canvas import BASELINE, GUIDE_LETTER_HEIGHT, X_HEIGHT
 from engine.handwriting.style_metrics import letter_height
@@ -41,13 +40,6 @@ from engine.handwriting.styles import load_preset
 
 SAMPLE = "Penwright writes by hand\nthe quick brown fox jumps"
 TEXT_MODEL_ENV = "PENWRIGHT_TEXT_MODEL"  # a text model for --dream instead of the one the settings choose
-
-
-def _wait(app: QApplication, done: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while not done() and time.monotonic() < end:
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-    return done()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(width, height)
     window.show()
     tab = window.handwriting
-    _wait(app, lambda: tab.model_ready or tab.status_kind == "error", 120)
+    wait_until(app, lambda: tab.model_ready or tab.status_kind == "error", 120)
     if args.canvas:
         show_canvas(window)
     elif args.prediction:
         show_prediction(window)
         prediction = window.my_handwriting.prediction
-        _wait(app, lambda: window.my_handwriting.canvas.heatmap is not None, 120)
-        _wait(app, lambda: not prediction.runner.busy, 60)
+        wait_until(app, lambda: window.my_handwriting.canvas.heatmap is not None, 120)
+        wait_until(app, lambda: not prediction.runner.busy, 60)
     elif tab.model_ready:
         if args.insight:
             (window.attention_dock if args.insight == "attention" else window.density_dock).show()
@@ -98,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             tab.text_model_path = Path(text_model) if text_model else None
             tab.dream()
             # the text is complete and the first lines are being written: both halves on one picture
-            _wait(app, lambda: not tab.busy or tab.view.updates_received > 40, 300)
+            wait_until(app, lambda: not tab.busy or tab.view.updates_received > 40, 300)
         else:
             tab.write()
-            _wait(app, lambda: not tab.busy, 300)
-    _wait(app, lambda: False, 0.3)  # let the last repaint land
+            wait_until(app, lambda: not tab.busy, 300)
+    wait_until(app, lambda: False, 0.3)  # let the last repaint land
     ok = window.grab().save(args.output)
     status = window.my_handwriting.status_text if args.prediction else tab.status_text
     print(f"{'wrote' if ok else 'could not write'} {args.output}: {status}")

@@ -14,19 +14,12 @@ import argparse
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QSettings
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-
-def _wait(app: QApplication, done: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while not done() and time.monotonic() < end:
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-    return done()
+from desktop.event_wait import wait_until
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     tab = window.segmentation
     window.tabs.setCurrentWidget(tab)
-    _wait(app, lambda: tab.photo is not None and not tab.busy, 30)
+    wait_until(app, lambda: tab.photo is not None and not tab.busy, 30)
     tab.segment()
-    _wait(app, lambda: tab.model.has_result and not tab.busy, 300)
+    wait_until(app, lambda: tab.model.has_result and not tab.busy, 300)
     if not tab.model.has_result:
         print(f"could not segment: {tab.status_text}")
         return 1
@@ -63,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def shot(name: str) -> None:
-        _wait(app, lambda: False, 0.4)  # let the last repaint land
+        wait_until(app, lambda: False, 0.4)  # let the last repaint land
         path = out / f"segmentation-{name}.png"
         ok = window.grab().save(str(path))
         print(f"{'wrote' if ok else 'could not write'} {path}: {tab.status_text} | {tab.hover_label.text()}")
@@ -85,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     panel.theta_beta.setValue(8)
     panel.bilateral_weight.setValue(8)
     panel.flush()
-    _wait(app, lambda: not tab.busy, 120)
+    wait_until(app, lambda: not tab.busy, 120)
     tab.contours.setChecked(True)
     if "cat" in tab.model.classes:
         tab.set_class_colour(tab.model.classes.index("cat"), (255, 214, 0))  # a user's colour, kept in settings
