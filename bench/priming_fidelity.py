@@ -62,6 +62,10 @@ def writer_lines(data: str, writers: int, target: str, writer: HandwritingWriter
     """(line id, text, strokes, next line's (text, strokes) or None) for the first ``writers`` testset_v forms."""
     if target == "prime":
         return [(*line, None) for line in iam_pen_lines(data, "testset_v", writers, one_per_form=True)]
+    if target == "prime-text":  # the prime's own line is the target: the model writes its text again
+        lines = iam_pen_lines(data, "testset_v", 10**6, one_per_form=True)
+        usable = [line for line in lines if not writer.alphabet.unknown(line[1])][:writers]
+        return [(line_id, text, strokes, (text, strokes)) for line_id, text, strokes in usable]
     forms: dict[str, list] = {}
     for line_id, text, strokes in iam_pen_lines(data, "testset_v", 10**6):
         if not writer.alphabet.unknown(text):
@@ -83,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument(
         "--target",
-        choices=["prime", "next-line"],
+        choices=["prime", "prime-text", "next-line"],
         default="prime",
         help="prime: the model writes fixed sentences and is compared with the prime line's measures; next-line: "
         "it writes the text of the same writer's next line and is compared with that line's measures (the same "
-        "text on both sides, so what letters a text holds does not count as style)",
+        "text on both sides, so what letters a text holds does not count as style); prime-text: it writes the "
+        "prime's own text and is compared with the prime (the same letters, and no line-to-line variation of the "
+        "writer)",
     )
     parser.add_argument(
         "--units",
