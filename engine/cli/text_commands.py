@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 DEFAULT_TEXT_MODEL = "the shipped text-shakespeare.npz"
+# dynamic evaluation defaults, as engine.text.evaluation's (kept here so that the parser needs no torch):
+# chosen on the validation slices (the 5% before the held-out 10%)
+DEFAULT_DYNAMIC_RULE = "rms"
+DEFAULT_DYNAMIC_SEGMENT = 50
+DEFAULT_DYNAMIC_DECAY = 1e-3
 
 
 def _subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
@@ -54,10 +59,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "text",
         help="bits per character of a text model on a corpus's held-out last 10%%",
         description="Continuous evaluation (state carried through the text) on the last 10%% of the corpus. "
-        "The last line reads bpc=... nats_per_char=... chars=...",
+        "With --dynamic, dynamic evaluation (Graves 2013, section 3.2): each segment is scored, then a copy of "
+        "the network takes one gradient step on it, so later text is predicted by weights adapted to the text "
+        "already read (the model file is not changed). The last line reads bpc=... nats_per_char=... chars=...",
     )
     ev.add_argument("--corpus", required=True)
     ev.add_argument("--model", default=DEFAULT_TEXT_MODEL, help="text model file (default %(default)s)")
+    ev.add_argument("--dynamic", action="store_true", help="dynamic evaluation: adapt to the text as it is read")
+    ev.add_argument(
+        "--dynamic-rule",
+        choices=["sgd", "rms"],
+        default=DEFAULT_DYNAMIC_RULE,
+        help="update rule: sgd (clipped SGD) or rms (RMS-normalised, Krause et al. 2017) (default %(default)s)",
+    )
+    ev.add_argument("--dynamic-lr", type=float, help="dynamic evaluation learning rate (default: the rule's)")
+    ev.add_argument(
+        "--dynamic-decay",
+        type=float,
+        default=DEFAULT_DYNAMIC_DECAY,
+        help="rms rule: decay towards the original weights per step (default %(default)s)",
+    )
+    ev.add_argument(
+        "--segment", type=int, default=DEFAULT_DYNAMIC_SEGMENT, help="characters per dynamic step (default %(default)s)"
+    )
     ev.set_defaults(handler=_eval_text)
 
     dream = sub.add_parser(
@@ -112,7 +136,29 @@ def _eval_text(args: argparse.Namespace) -> int:
     from engine.text.evaluation import evaluate_text
 
     torch.set_num_threads(1)
-    print(evaluate_text(args.model, args.corpus).summary_line())
+    model = args.model
+    if model == DEFAULT_TEXT_MODEL:
+        from engine.text.dream import text_model_path
+
+        model = text_model_path("shakespeare")
+    if not args.dynamic:
+        print(evaluate_text(model, args.corpus).summary_line())
+        return 0
+    from engine.text.evaluation import DEFAULT_DYNAMIC_LR
+
+    if args.segment <= 0:
+        raise ValueError("--segment must be 1 or more")
+    lr = DEFAULT_DYNAMIC_LR[args.dynamic_rule] if args.dynamic_lr is None else args.dynamic_lr
+    decay = args.dynamic_decay if args.dynamic_rule == "rms" else 0.0
+    print(
+        f"dynamic evaluation: rule={args.dynamic_rule} lr={lr:g} segment={args.segment} decay={decay:g} "
+        "(each segment scored, then one gradient step on it)",
+        flush=True,
+    )
+    score = evaluate_text(
+        model, args.corpus, dynamic=True, segment=args.segment, lr=lr, rule=args.dynamic_rule, decay=decay
+    )
+    print(score.summary_line())
     return 0
 
 
