@@ -2,7 +2,7 @@
 window's stopping rule rather than the length cap (a model that has not learned to read its text runs
 on to the cap). Sentences are testset_v transcriptions (varied, never seen in training).
 
-    python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1]
+    python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1] [--style NAME]
 
 Last line: ``stopped_by_window=<fraction> samples=<int> bias=<float>``.
 """
@@ -38,15 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bias", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--style", help="prime with a preset (e.g. 'Penwright neat') or a style file, as the app does")
     args = parser.parse_args(argv)
     writer = HandwritingWriter.load(args.model, backend=args.backend)
+    prime = None
+    if args.style:
+        from pathlib import Path
+
+        from engine.handwriting.styles import load_preset, load_style
+
+        style = load_style(args.style) if Path(args.style).is_file() else load_preset(args.style)
+        prime = style.prime(writer.convention, writer.alphabet)
     sentences = validation_sentences(args.data, writer.alphabet, args.samples)
     stopped, lengths = [], []
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(0, len(sentences), args.batch):
-            lines = writer.write(sentences[i : i + args.batch], bias=args.bias, seed=i)
+            lines = writer.write(sentences[i : i + args.batch], bias=args.bias, seed=i, prime=prime)
             stopped += [line.stopped_by_window for line in lines]
             lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
     seconds = time.perf_counter() - start
@@ -54,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
         f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}"
     )
-    print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}")
+    primed = f" style={args.style!r}" if args.style else ""
+    print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}{primed}")
     return 0
 
 

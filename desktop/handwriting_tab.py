@@ -32,7 +32,7 @@ from desktop.page_document import PageDocument, PageDocumentError
 from desktop.page_setup import PageSetupDialog, describe, saved_unit
 from desktop.playback import Playback, PlaybackBar
 from desktop.stroke_view import StrokeView
-from desktop.style_library import StyleLibrary, StylePicker, is_preset, style_label
+from desktop.style_library import StyleLibrary, StylePicker, is_preset, preset_key, style_label
 from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, replace_line, write_job
 from engine.handwriting.page import PageGeometry
 from engine.handwriting.styles import StyleError
@@ -40,6 +40,9 @@ from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_pa
 
 DEFAULT_TEXT = "Penwright writes by hand"
 DEFAULT_BIAS = 0.75  # the command line's default: neat but still varied
+# The style on first start: the shipped network writes most legibly primed (it was fine-tuned on pairs of lines),
+# so a new user sees a preset, not the network's unprimed hand ("No style" stays one click away).
+DEFAULT_STYLE = preset_key("Penwright neat")
 BIAS_STEPS_PER_UNIT = 100
 PREVIEW_DELAY_MS = 350  # after the neatness slider stops moving, the page is written again with the new value
 MAX_SEED = 2**31 - 1
@@ -87,6 +90,7 @@ class HandwritingTab(QWidget):
         self._text_models = TextModelCache()
         self.backend, self.device = settings.runtime()
         self.runner = JobRunner(self)
+        self._style_by_default = False
         self._build()
         self.restore_settings()
         self.runner.busy_changed.connect(self._busy_changed)
@@ -336,7 +340,9 @@ class HandwritingTab(QWidget):
         """Neatness, seed and style as they were when the app last closed."""
         self.bias_slider.setValue(round(settings.read("write/bias", DEFAULT_BIAS, float) * BIAS_STEPS_PER_UNIT))
         self.seed_spin.setValue(settings.read("write/seed", 1, int))
-        self.style_picker.select(settings.read("write/style", ""))
+        # first start (nothing saved): the default preset, if the model can write it (see _model_loaded)
+        self._style_by_default = not settings.settings().contains("write/style")
+        self.style_picker.select(settings.read("write/style", DEFAULT_STYLE))
         self.pen_width_spin.setValue(settings.read("pen/width", DEFAULT_PEN_WIDTH, float))
         colour = QColor(settings.read("pen/colour", DEFAULT_INK))
         self.set_pen(self.pen_width_spin.value(), colour.name() if colour.isValid() else DEFAULT_INK)
@@ -387,6 +393,11 @@ class HandwritingTab(QWidget):
 
     def _model_loaded(self, writer: HandwritingWriter) -> None:
         self._writer = writer
+        if self._style_by_default and self.style_name == DEFAULT_STYLE:
+            try:  # a model of another alphabet (PENWRIGHT_SYNTHESIS_MODEL) may not write the preset's text
+                self.library.prime(DEFAULT_STYLE, writer)
+            except StyleError:
+                self.style_picker.select("")
         self.write_button.setEnabled(True)
         self.variation_button.setEnabled(True)
         self.dream_button.setEnabled(True)
@@ -743,8 +754,8 @@ def describe_model(writer: HandwritingWriter) -> str:
     meta = writer.model.meta
     config, training = meta.get("config", {}), meta.get("training", {})
     text = f"{config.get('layers', '?')}×{config.get('hidden', '?')} LSTM"
-    if "step" in training:
-        text += f", {training['step']:,} training steps"
+    if "step" in training:  # with the steps of the model a fine-tuning started from
+        text += f", {int(training['step']) + int(training.get('earlier_steps', 0)):,} training steps"
     return text + f", {len(writer.alphabet)} characters"
 
 

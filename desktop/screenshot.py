@@ -3,7 +3,7 @@
 The README's pictures (PENWRIGHT_SYNTHESIS_MODEL=model.npz writes with another synthesis model):
 
     xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --style "preset:Penwright neat" --bias 1 \\
-        --seed 2 --text "Penwright writes in your style\\nthe quick brown fox jumps" docs/app-handwriting.png
+        --seed 5 --text "Penwright writes in your style\\nthe quick brown fox jumps" docs/app-handwriting.png
     xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --canvas docs/app-pen-canvas.png
     xvfb-run -s "-screen 0 1280x800x24" python -m desktop.screenshot --prediction --size 1120x420 \\
         docs/app-prediction.png

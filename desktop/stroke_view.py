@@ -17,7 +17,7 @@ PLACEHOLDER = QColor("#8a8c99")
 # While a job writes, the page is fitted to at least this many line heights of width, so the first letters
 # do not fill the page and then shrink away as the line grows; finished pages are fitted exactly.
 NOMINAL_LINE_WIDTH = 5.0
-LINE_SPACING = 1.35  # baseline-to-baseline distance, in multiples of the tallest line's ink height
+LINE_SPACING = 1.35  # line-to-line distance, in multiples of the tallest line's ink height
 PEN_WIDTH = 0.025  # stroke width as a fraction of the line spacing on screen, close to the SVG export
 
 
@@ -46,10 +46,15 @@ class _Line:
         self.strokes = 0
         self.points = 0  # closed strokes' points (the open stroke's are counted in open_points)
         self.open_points = 0
+        self._ys: list[np.ndarray] = []  # the closed strokes' y, for the line's centre
+        self._open_ys: list[np.ndarray] = []
+        self.fixed_centre: float | None = None  # the complete line's centre during playback
 
     def add(self, closed: Sequence[np.ndarray], open_: Sequence[np.ndarray]) -> None:
         _append(self.closed, closed)
         self.open = _path_of(open_)
+        self._ys += [np.asarray(stroke)[:, 1] for stroke in closed if len(stroke)]
+        self._open_ys = [np.asarray(stroke)[:, 1] for stroke in open_ if len(stroke)]
         self.strokes += len(closed)
         self.points += sum(len(stroke) for stroke in closed)
         self.open_points = sum(len(stroke) for stroke in open_)
@@ -61,18 +66,29 @@ class _Line:
     def empty(self) -> bool:
         return not np.isfinite(self.lo).all()
 
+    @property
+    def centre(self) -> float:
+        """The median height of the line's ink: lines are stacked by it, not by where the pen started (a primed
+        line starts wherever the network took up the new text, above or below the writing's middle)."""
+        if self.fixed_centre is not None:
+            return self.fixed_centre
+        ys = self._ys + self._open_ys
+        return float(np.median(np.concatenate(ys))) if ys else 0.0
 
-def _bounds(strokes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+
+def _bounds(strokes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """(lower-left, upper-right, median y) of the ink."""
     points = [np.asarray(stroke)[:, :2] for stroke in strokes if len(stroke)]
     if not points:
-        return np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
+        return np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf]), 0.0
     every = np.concatenate(points)
-    return every.min(axis=0), every.max(axis=0)
+    return every.min(axis=0), every.max(axis=0), float(np.median(every[:, 1]))
 
 
-def _framed(line: _Line, lo: np.ndarray, hi: np.ndarray) -> _Line:
-    """The line with its bounds widened to the complete line's, so layout does not change as ink appears."""
+def _framed(line: _Line, lo: np.ndarray, hi: np.ndarray, centre: float) -> _Line:
+    """The line with the complete line's bounds and centre, so layout does not change as ink appears."""
     line.lo, line.hi = np.minimum(line.lo, lo), np.maximum(line.hi, hi)
+    line.fixed_centre = centre
     return line
 
 
@@ -90,7 +106,7 @@ class StrokeView(QWidget):
         self._lines: list[_Line] = []
         self._message = ""
         self._writing = False
-        self._frame: list[tuple[np.ndarray, np.ndarray]] | None = None  # per-line bounds fixed during playback
+        self._frame: list[tuple[np.ndarray, np.ndarray, float]] | None = None  # per-line bounds fixed in playback
         self._centres: list[tuple[int, float]] = []  # (line, y on screen of its middle), as last painted
         self.ink = QColor(INK)
         self.width_factor = 1.0  # the pen's width relative to the default (the studio's pen width / 0.4 mm)
@@ -211,7 +227,11 @@ class StrokeView(QWidget):
         self._centres = []
         if self._frame is not None:  # every line of the complete page takes its place, inked yet or not
             lines = self._lines + [_Line() for _ in range(len(self._frame) - len(self._lines))]
-            inked = [(i, _framed(lines[i], lo, hi)) for i, (lo, hi) in enumerate(self._frame) if np.isfinite(lo).all()]
+            inked = [
+                (i, _framed(lines[i], lo, hi, centre))
+                for i, (lo, hi, centre) in enumerate(self._frame)
+                if np.isfinite(lo).all()
+            ]
         if inked:
             self._paint_ink(painter, paper.adjusted(28, 24, -28, -24), inked)
         elif self._message:
@@ -222,15 +242,16 @@ class StrokeView(QWidget):
 
     def _paint_ink(self, painter: QPainter, area: QRectF, inked: list[tuple[int, _Line]]) -> None:
         spacing = LINE_SPACING * max(max(float(line.hi[1] - line.lo[1]) for _, line in inked), 1e-6)
-        left = min(float(line.lo[0]) for _, line in inked)
-        right = max(float(line.hi[0]) for _, line in inked)
-        top = min(i * spacing - float(line.hi[1]) for i, line in inked)
-        bottom = max(i * spacing - float(line.lo[1]) for i, line in inked)
-        width = max(right - left, NOMINAL_LINE_WIDTH * spacing if self._writing else 1e-6)
+        # Each line left-aligned at its own ink and stacked by its centre (see _Line.centre), in line units.
+        shift = {i: (float(line.lo[0]), line.centre) for i, line in inked}
+        right = max(float(line.hi[0]) - shift[i][0] for i, line in inked)
+        top = min(i * spacing - (float(line.hi[1]) - shift[i][1]) for i, line in inked)
+        bottom = max(i * spacing - (float(line.lo[1]) - shift[i][1]) for i, line in inked)
+        width = max(right, NOMINAL_LINE_WIDTH * spacing if self._writing else 1e-6)
         height = max(bottom - top, 1e-6)
         scale = min(area.width() / width, area.height() / height)
         # Left-aligned so a growing line does not slide about; centred vertically on the page.
-        origin = QPointF(area.left() - left * scale, area.center().y() - (top + height / 2) * scale)
+        origin = QPointF(area.left(), area.center().y() - (top + height / 2) * scale)
         k = self.width_factor
         pen = QPen(self.ink, min(max(PEN_WIDTH * spacing * scale * k, 1.2 * k, 0.6), 3.2 * k))
         pen.setCosmetic(True)
@@ -239,9 +260,13 @@ class StrokeView(QWidget):
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         for i, line in inked:
-            self._centres.append((i, origin.y() + (i * spacing - float(line.lo[1] + line.hi[1]) / 2) * scale))
+            x0, centre = shift[i]
+            mid = (float(line.lo[1] + line.hi[1]) / 2) - centre
+            self._centres.append((i, origin.y() + (i * spacing - mid) * scale))
             painter.setTransform(
-                QTransform().translate(origin.x(), origin.y() + i * spacing * scale).scale(scale, scale)
+                QTransform()
+                .translate(origin.x() - x0 * scale, origin.y() + (i * spacing + centre) * scale)
+                .scale(scale, scale)
             )
             painter.drawPath(line.closed)
             painter.drawPath(line.open)

@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", help="model file (default: the shipped synthesis network)")
     ev.add_argument("--limit", type=int, help="only the first N line ids in sorted order")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument(
+        "--pair-lines",
+        action="store_true",
+        help="priming on real writers: join each form's lines in pairs and score only the second line of each "
+        "(given the first and both texts); per line means per second line",
+    )
     ev.set_defaults(handler=_eval)
 
     write = sub.add_parser(
@@ -98,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     write.add_argument(
         "--style",
         metavar="FILE",
-        help="write in the style of FILE: a Penwright style (.penwright-style.json) or W3C InkML ink (.inkml)",
+        help="write in the style of FILE: a Penwright style (.penwright-style.json) or W3C InkML ink (.inkml), "
+        "or preset:NAME for a style that ships with Penwright (e.g. 'preset:Penwright neat')",
     )
     write.add_argument(
         "--style-text",
@@ -201,7 +208,12 @@ def _eval(args: argparse.Namespace) -> int:
     from engine.handwriting.writer import shipped_model_path
 
     result = evaluate(
-        args.model or shipped_model_path("synthesis"), args.data, args.split, args.limit, device=args.device
+        args.model or shipped_model_path("synthesis"),
+        args.data,
+        args.split,
+        args.limit,
+        device=args.device,
+        pair_lines=args.pair_lines,
     )
     print(result.summary_line())
     return 0
@@ -241,13 +253,24 @@ def _inkml_text(path) -> str | None:
     return None
 
 
+PRESET_PREFIX = "preset:"  # --style preset:NAME, as the app names its presets
+
+
 def _read_style(path_text: str, style_text: str | None):
     """--style FILE: a Penwright style file, or W3C InkML ink whose transcription is its annotation or
     ``style_text``. Returns a Style; ValueError (one line) when the file cannot be a style."""
     from pathlib import Path
 
-    from engine.handwriting.styles import STYLE_SUFFIX, Style, StyleError, load_style
+    from engine.handwriting.styles import STYLE_SUFFIX, Style, StyleError, list_style_entries, load_preset, load_style
 
+    if path_text.startswith(PRESET_PREFIX):
+        if style_text is not None:
+            raise ValueError("--style-text is for InkML styles: a preset holds its own text")
+        try:
+            return load_preset(path_text[len(PRESET_PREFIX) :])
+        except StyleError as exc:
+            names = ", ".join(f"'{PRESET_PREFIX}{e.name}'" for e in list_style_entries() if e.preset)
+            raise ValueError(f"{exc}; the presets are {names or 'missing from this installation'}") from exc
     path = Path(path_text)
     if not path.is_file():
         raise ValueError(f"the style file {path} does not exist")

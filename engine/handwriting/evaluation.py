@@ -2,6 +2,10 @@
 
 NLL is measured under the model's own point convention, with offsets normalised by the model's stored
 statistics; only convention ``paper`` (one step per recorded point) is comparable with Graves (2013).
+
+``pair_lines``: what priming asks of a network, scored on real writers. Each form's lines are joined in pairs
+as in training (engine.handwriting.line_pairs) and only the SECOND line's points count: the NLL of a writer's
+line given their previous line and both texts (teacher-forced), per second line.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def evaluate(
     limit: int | None = None,
     batch_size: int = 32,
     device: str = "cpu",
+    pair_lines: bool = False,
 ) -> EvalResult:
     import torch
 
@@ -61,8 +66,23 @@ def evaluate(
     chosen = sorted((ln for ln in lines if split_of(ln.form_id, {"split": forms})), key=lambda ln: ln.line_id)
     if limit is not None:
         chosen = chosen[:limit]
-    seqs = Sequences([], [], [], [])
     skipped = 0
+    firsts: dict[str, int] = {}  # pair id -> steps of its first line (not scored)
+    if pair_lines:
+        from engine.handwriting.line_pairs import join_lines
+
+        usable = [ln for ln in chosen if not alphabet.unknown(ln.text)]
+        skipped = len(chosen) - len(usable)
+        by_form: dict[str, list] = {}
+        for ln in usable:
+            by_form.setdefault(ln.form_id, []).append(ln)
+        chosen = []
+        for form in by_form.values():
+            for first, second in zip(form[0::2], form[1::2], strict=False):
+                joined = join_lines(first, second)
+                firsts[joined.line_id] = len(points_to_offsets(joined.points[: len(first.points)], convention))
+                chosen.append(joined)
+    seqs = Sequences([], [], [], [])
     for line in chosen:
         if alphabet.unknown(line.text):
             skipped += 1
@@ -72,13 +92,16 @@ def evaluate(
         seqs.strokes.append(normalizer.normalize(points_to_offsets(line.points, convention)))
         seqs.chars.append(alphabet.encode(line.text))
     if not seqs.ids:
-        raise ValueError("no lines to evaluate (check the split file and --limit)")
+        raise ValueError("no lines to evaluate (check the split file and --limit; pairs need two lines a form)")
     net = build_network(model, device)
     order = np.argsort([len(s) for s in seqs.strokes])
     total, points = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            batch = collate(seqs, order[start : start + batch_size]).to(torch.device(device))
+            index = order[start : start + batch_size]
+            batch = collate(seqs, index).to(torch.device(device))
+            for b, i in enumerate(index):  # pairs: the first line is the prime, not scored
+                batch.mask[b, : firsts.get(seqs.ids[i], 0)] = 0
             y, _, _ = net(batch.inputs, batch.chars)
             total += float(mixture_nll(y, batch.targets, batch.mask, net.config.mixtures).sum())
             points += int(batch.mask.sum())

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from engine.atomic import atomic_write_bytes
 from engine.formats.png import render_lines
-from engine.handwriting.writer import HandwritingWriter
+from engine.handwriting.writer import HandwritingWriter, Prime
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -25,14 +25,20 @@ SENTENCES = [
 
 
 def sample_sheet(
-    writer: HandwritingWriter, sentences: list[str], biases: list[float], seeds: list[int], scale: float = 0.16
+    writer: HandwritingWriter,
+    sentences: list[str],
+    biases: list[float],
+    seeds: list[int],
+    scale: float = 0.16,
+    prime: Prime | None = None,
 ) -> tuple[Image.Image, dict]:
-    """Rows of (bias, seed, sentence) images with a label; returns the sheet and stopping statistics."""
+    """Rows of (bias, seed, sentence) images with a label; returns the sheet and stopping statistics.
+    ``prime``: write primed with a style, as the app does (its presets prime every line)."""
     rows: list[tuple[str, Image.Image]] = []
     stopped, total = 0, 0
     for bias in biases:
         for seed in seeds:
-            lines = writer.write(sentences, bias=bias, seed=seed)
+            lines = writer.write(sentences, bias=bias, seed=seed, prime=prime)
             stopped += sum(line.stopped_by_window for line in lines)
             total += len(lines)
             for line in lines:
@@ -96,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sentences", nargs="+", default=SENTENCES)
     parser.add_argument("--prediction", action="store_true", help="unconditional samples of the prediction network")
+    parser.add_argument(
+        "--style", help="prime with a style, as the app writes: a preset's name (e.g. 'Penwright neat') or a style file"
+    )
     args = parser.parse_args(argv)
     if args.prediction:
         buffer = io.BytesIO()
@@ -104,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.output}")
         return 0
     writer = HandwritingWriter.load(args.model)
-    sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds)
+    prime = None
+    if args.style:
+        from engine.handwriting.styles import load_preset, load_style
+
+        style = load_style(args.style) if Path(args.style).is_file() else load_preset(args.style)
+        prime = style.prime(writer.convention, writer.alphabet)
+    sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds, prime=prime)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)
     atomic_write_bytes(Path(args.output), buffer.getvalue())

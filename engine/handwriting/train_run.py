@@ -158,7 +158,10 @@ def build_trainer(req: TrainRequest):
     )
     if init is not None:
         warm_start(trainer.model, init)
+        earlier = init.meta.get("training", {})
+        trainer.earlier_steps = int(earlier.get("step", 0)) + int(earlier.get("earlier_steps", 0))
     if req.resume:
+        trainer.earlier_steps = int(ckpt_meta.get("training", {}).get("earlier_steps", 0))
         trainer.load(req.resume, learning_rate=req.learning_rate)
         if req.batch_size:
             trainer.settings.batch_size = req.batch_size

@@ -109,6 +109,7 @@ class Trainer(StepLoop):
         self.model = HandwritingNet(config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
         self.state = TrainerState()
+        self.earlier_steps = 0  # steps of the model this run started from (--init-from), and of its ancestors
         self._stop = StopRequest()
         self.lengths = np.array([len(s) for s in train.strokes])
         n_val = min(settings.validate_lines, len(validation))
@@ -123,6 +124,7 @@ class Trainer(StepLoop):
             "convention": self.convention,
             "training": {
                 "step": self.state.step,
+                "earlier_steps": self.earlier_steps,
                 "epoch": self.state.epoch,
                 "wall_time_s": round(self.state.wall_time, 1),
                 "best_validation_nll_per_line": self.state.best_validation,

@@ -33,6 +33,27 @@ def test_bias_seed_and_style_survive_a_restart(qtbot, tab, tiny_synthesis_model)
     again.shutdown()
 
 
+def test_first_start_writes_in_the_neat_preset_and_a_saved_choice_wins(qtbot) -> None:
+    from desktop.handwriting_tab import DEFAULT_STYLE
+
+    first = HandwritingTab()  # the shipped model: it writes the preset's text
+    qtbot.addWidget(first)
+    qtbot.waitUntil(lambda: first.model_ready, timeout=20000)
+    assert first.style_name == DEFAULT_STYLE == "preset:Penwright neat"
+    first.style_picker.select("")  # the user picks the model's own hand
+    first.shutdown()
+    again = HandwritingTab()
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: again.model_ready, timeout=20000)
+    assert again.style_name == ""
+    again.shutdown()
+
+
+def test_a_model_that_cannot_write_the_default_preset_starts_without_a_style(tab) -> None:
+    # the tiny test model knows a few letters only: the default preset would be an error, so no style is chosen
+    assert tab.style_name == "" and tab.status_kind != "error"
+
+
 def test_status_names_the_backend_and_device(tab) -> None:
     assert "PyTorch, CPU (cpu)" in tab.status_text
     assert "PyTorch" in tab.model_label.text()

@@ -46,3 +46,34 @@ def test_message_shows_when_there_is_no_ink(qtbot) -> None:
     view.show_message("No handwriting model is loaded.")
     assert view.message == "No handwriting model is loaded."
     assert view.line_count == 0 and ink_pixels(view) == 0
+
+
+def ink_rows_and_left(view: StrokeView) -> tuple[list[int], list[int]]:
+    """Rows holding ink, and each ink row's leftmost ink column."""
+    image = view.grab().toImage()
+    rows, lefts = [], []
+    for y in range(image.height()):
+        xs = [x for x in range(image.width()) if qGray(image.pixel(x, y)) < qGray(INK.rgb()) + 60]
+        if xs:
+            rows.append(y)
+            lefts.append(xs[0])
+    return rows, lefts
+
+
+def test_lines_are_stacked_by_their_ink_not_by_where_the_pen_started(qtbot) -> None:
+    """A primed line starts wherever the network took up the text: its strokes may sit far above or right of
+    (0, 0). Lines still follow each other down the page, left-aligned, without overlapping."""
+    view = StrokeView()
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    t = np.linspace(0, 8 * np.pi, 300)
+    wave = np.column_stack([t * 10, 10 * np.sin(t)])  # ink 20 high
+    view.set_lines([[wave], [wave + [80.0, 35.0]]])  # the second line's pen started 35 lower and 80 left
+    rows, lefts = ink_rows_and_left(view)
+    bands = np.split(np.array(rows), np.flatnonzero(np.diff(rows) > 1) + 1)
+    assert len(bands) == 2, "the lines overlap"  # two separate bands of ink, one per line
+    first, second = bands
+    assert first.mean() < second.mean()  # the first line above the second
+    left_of = {y: x for y, x in zip(rows, lefts, strict=True)}
+    assert abs(min(left_of[y] for y in first) - min(left_of[y] for y in second)) <= 2  # both left-aligned
+    assert view.line_at(float(first.mean())) == 0 and view.line_at(float(second.mean())) == 1

@@ -142,6 +142,32 @@ def test_eval_with_another_split_and_limit(small_iam, tiny_synthesis_model, tmp_
     assert int(match["lines"]) + int(match["skipped"]) == 2
 
 
+def test_eval_pair_lines_scores_each_second_line_given_the_first(small_iam, tiny_synthesis_model, tmp_path, capsys):
+    pytest.importorskip("torch")
+    from engine.handwriting.dataset import load_lines
+    from engine.handwriting.line_pairs import join_lines
+    from engine.handwriting.preprocessing import points_to_offsets
+
+    split = tmp_path / "forms.txt"
+    split.write_text("a01-000\n")
+    argv = ["eval", "handwriting", "--data", str(small_iam.folder), "--model", str(tiny_synthesis_model)]
+    argv += ["--split", str(split)]
+    assert main([*argv, "--pair-lines"]) == 0
+    pairs = EVAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    # two forms of two usable lines each (a01-000u-03 has '#'): two pairs, their second lines scored
+    assert (int(pairs["lines"]), int(pairs["skipped"])) == (2, 1)
+    lines = {ln.line_id: ln for ln in load_lines(small_iam.folder)[0]}
+    expected = 0
+    for form in ("a01-000u", "a01-000x"):
+        first, second = lines[f"{form}-01"], lines[f"{form}-02"]
+        joined = join_lines(first, second)
+        expected += len(points_to_offsets(joined.points, "skip2")) - len(
+            points_to_offsets(joined.points[: len(first.points)], "skip2")
+        )
+    assert int(pairs["points"]) == expected
+    assert np.isfinite(float(pairs["line"]))
+
+
 def test_train_from_compact_data_and_resume(small_iam, tmp_path, capsys):
     pytest.importorskip("torch")
     compact = tmp_path / "data.npz"
@@ -156,6 +182,24 @@ def test_train_from_compact_data_and_resume(small_iam, tmp_path, capsys):
     resume = ["--resume", str(run / "last.pt"), "--steps", "2"]
     assert main(["train", "handwriting", "--compact-data", str(compact), *common, *resume]) == 0
     assert '"step": 5' in capsys.readouterr().out
+
+
+def test_a_run_started_from_a_model_counts_that_models_steps(small_iam, tmp_path, capsys):
+    pytest.importorskip("torch")
+    from engine.handwriting.checkpoint import load_model_file
+
+    tiny = ["--hidden", "8", "--layers", "2", "--mixtures", "2", "--window", "2", "--batch-size", "4"]
+    common = ["--data", str(small_iam.folder), "--device", "cpu", "--no-progress", "--threads", "1"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "handwriting", *tiny, *common, "--run-dir", str(first), "--steps", "3"]) == 0
+    init = ["--init-from", str(first / "best.npz"), "--pair-lines", "--steps", "2"]
+    assert main(["train", "handwriting", *common, "--run-dir", str(second), *init]) == 0
+    resume = ["--resume", str(second / "last.pt"), "--pair-lines", "--steps", "1"]
+    assert main(["train", "handwriting", *common, "--run-dir", str(second), *resume]) == 0
+    capsys.readouterr()
+    training = load_model_file(second / "best.npz").meta["training"]
+    first_steps = load_model_file(first / "best.npz").meta["training"]["step"]
+    assert training["earlier_steps"] == first_steps > 0 and training["step"] >= 1
 
 
 def test_models_lists_both_kinds(capsys):

@@ -211,3 +211,14 @@ def test_the_same_seed_writes_the_same_svg_bytes(write_args, capsys, tmp_path):
     numbers = re.findall(rb"-?\d+\.(\d+)", one)
     assert numbers and all(len(decimals) <= 2 for decimals in numbers)
     assert not re.search(rb"20\d\d-\d\d-\d\d", one)  # no timestamps
+
+
+def test_a_preset_style_by_name(capsys, tmp_path):
+    """--style preset:NAME primes with a style that ships with the app (the shipped model writes it)."""
+    argv = ["the fox", "--seed", "2", "--bias", "1"]
+    code, _, err = run_write(capsys, *argv, "-o", str(tmp_path / "neat.svg"), "--style", "preset:Penwright neat")
+    assert code == 0, err
+    assert run_write(capsys, *argv, "-o", str(tmp_path / "plain.svg"))[0] == 0
+    assert (tmp_path / "neat.svg").read_bytes() != (tmp_path / "plain.svg").read_bytes()
+    code, _, err = run_write(capsys, *argv, "-o", str(tmp_path / "x.svg"), "--style", "preset:Nobody")
+    assert code == 2 and "'preset:Penwright neat'" in err and len(err.strip().splitlines()) == 1
