@@ -1,4 +1,4 @@
-"""Preset styles: lines the shipped model wrote itself, saved as styles that ship with the app.
+"""Preset styles: lines a Penwright synthesis network wrote itself, saved as styles that ship with the app.
 
 Presets are the project's own: each is a line the released synthesis model wrote at a fixed bias and seed,
 never strokes from a data set. They live in ``resources/styles/*.penwright-style.json`` (read-only; listed by

@@ -353,7 +353,7 @@ def list_styles(folder: Path | None = None) -> list[str]:
 
 # ----- preset styles (shipped with the app, read-only) ----------------------------------------------------------
 def presets_dir() -> Path:
-    """resources/styles: the preset styles that ship with the app (lines the shipped model wrote itself; see
+    """resources/styles: the preset styles that ship with the app (lines a Penwright network wrote itself; see
     engine.handwriting.presets). Read-only: works installed, editable and frozen; may not exist."""
     from importlib import resources
 
