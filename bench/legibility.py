@@ -43,12 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     writer = HandwritingWriter.load(args.model, backend=args.backend)
     prime = None
     if args.style:
-        from pathlib import Path
+        from engine.handwriting.styles import load_style_or_preset
 
-        from engine.handwriting.styles import load_preset, load_style
-
-        style = load_style(args.style) if Path(args.style).is_file() else load_preset(args.style)
-        prime = style.prime(writer.convention, writer.alphabet)
+        prime = load_style_or_preset(args.style).prime(writer.convention, writer.alphabet)
     sentences = validation_sentences(args.data, writer.alphabet, args.samples)
     stopped, lengths = [], []
     start = time.perf_counter()

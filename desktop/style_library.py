@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QMessageBox, QPushButton, 
 
 from desktop.workers import readable_error
 from engine.handwriting.styles import (
+    PRESET_PREFIX,
     Style,
     StyleError,
     check_text,
@@ -31,7 +32,6 @@ from engine.handwriting.styles import (
 from engine.handwriting.writer import HandwritingWriter, Prime
 
 NO_STYLE = "No style (model's own)"
-PRESET_PREFIX = "preset:"
 PRESET_SUFFIX = " (preset)"
 TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
 

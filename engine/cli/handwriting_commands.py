@@ -253,23 +253,28 @@ def _inkml_text(path) -> str | None:
     return None
 
 
-PRESET_PREFIX = "preset:"  # --style preset:NAME, as the app names its presets
-
-
 def _read_style(path_text: str, style_text: str | None):
     """--style FILE: a Penwright style file, or W3C InkML ink whose transcription is its annotation or
     ``style_text``. Returns a Style; ValueError (one line) when the file cannot be a style."""
     from pathlib import Path
 
-    from engine.handwriting.styles import STYLE_SUFFIX, Style, StyleError, list_style_entries, load_preset, load_style
+    from engine.handwriting.styles import (
+        PRESET_PREFIX,
+        STYLE_SUFFIX,
+        Style,
+        StyleError,
+        list_presets,
+        load_style,
+        load_style_or_preset,
+    )
 
     if path_text.startswith(PRESET_PREFIX):
         if style_text is not None:
             raise ValueError("--style-text is for InkML styles: a preset holds its own text")
         try:
-            return load_preset(path_text[len(PRESET_PREFIX) :])
+            return load_style_or_preset(path_text)
         except StyleError as exc:
-            names = ", ".join(f"'{PRESET_PREFIX}{e.name}'" for e in list_style_entries() if e.preset)
+            names = ", ".join(f"'{PRESET_PREFIX}{name}'" for name in list_presets())
             raise ValueError(f"{exc}; the presets are {names or 'missing from this installation'}") from exc
     path = Path(path_text)
     if not path.is_file():

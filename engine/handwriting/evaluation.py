@@ -69,15 +69,12 @@ def evaluate(
     skipped = 0
     firsts: dict[str, int] = {}  # pair id -> steps of its first line (not scored)
     if pair_lines:
-        from engine.handwriting.line_pairs import join_lines
+        from engine.handwriting.line_pairs import forms_in_order, join_lines
 
         usable = [ln for ln in chosen if not alphabet.unknown(ln.text)]
         skipped = len(chosen) - len(usable)
-        by_form: dict[str, list] = {}
-        for ln in usable:
-            by_form.setdefault(ln.form_id, []).append(ln)
         chosen = []
-        for form in by_form.values():
+        for form in forms_in_order(usable):  # pairs as in training: 1+2, 3+4, ...
             for first, second in zip(form[0::2], form[1::2], strict=False):
                 joined = join_lines(first, second)
                 firsts[joined.line_id] = len(points_to_offsets(joined.points[: len(first.points)], convention))

@@ -47,14 +47,18 @@ def join_lines(first: RawLine, second: RawLine) -> RawLine:
     return RawLine(f"{first.line_id}+{second.line_id.rsplit('-', 1)[1]}", f"{first.text} {second.text}", points)
 
 
-def pair_lines(lines: list[RawLine]) -> list[RawLine]:
-    """Each form's lines joined in pairs in reading order (1+2, 3+4, ...); an odd last line stays alone."""
+def forms_in_order(lines: list[RawLine]) -> list[list[RawLine]]:
+    """The lines grouped by form (forms sorted), each form's lines in reading order."""
     by_form: dict[str, list[RawLine]] = defaultdict(list)
     for line in lines:
         by_form[line.form_id].append(line)
+    return [sorted(by_form[form_id], key=lambda ln: ln.line_id) for form_id in sorted(by_form)]
+
+
+def pair_lines(lines: list[RawLine]) -> list[RawLine]:
+    """Each form's lines joined in pairs in reading order (1+2, 3+4, ...); an odd last line stays alone."""
     out: list[RawLine] = []
-    for form_id in sorted(by_form):
-        form = sorted(by_form[form_id], key=lambda ln: ln.line_id)
+    for form in forms_in_order(lines):
         for i in range(0, len(form) - 1, 2):
             out.append(join_lines(form[i], form[i + 1]))
         if len(form) % 2:

@@ -115,10 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     writer = HandwritingWriter.load(args.model)
     prime = None
     if args.style:
-        from engine.handwriting.styles import load_preset, load_style
+        from engine.handwriting.styles import load_style_or_preset
 
-        style = load_style(args.style) if Path(args.style).is_file() else load_preset(args.style)
-        prime = style.prime(writer.convention, writer.alphabet)
+        prime = load_style_or_preset(args.style).prime(writer.convention, writer.alphabet)
     sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds, prime=prime)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)

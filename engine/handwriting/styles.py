@@ -390,6 +390,16 @@ def load_preset(name: str, folder: Path | None = None) -> Style:
     return load_style(path)
 
 
+PRESET_PREFIX = "preset:"  # how the app, the CLI and the tools name a preset: "preset:Penwright neat"
+
+
+def load_style_or_preset(reference: str) -> Style:
+    """A style file's path, or a preset as ``preset:NAME`` (or its bare name when no such file exists)."""
+    if reference.startswith(PRESET_PREFIX):
+        return load_preset(reference[len(PRESET_PREFIX) :])
+    return load_style(reference) if Path(reference).is_file() else load_preset(reference)
+
+
 def list_style_entries(folder: Path | None = None, presets_folder: Path | None = None) -> list[StyleEntry]:
     """The presets (sorted, marked ``preset``) then the user's saved styles (sorted). A user style may share a
     preset's name: both are listed, told apart by ``preset``."""
