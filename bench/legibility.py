@@ -1,8 +1,11 @@
 """How often the synthesis network finishes a line by itself: the share of samples that end by the
 window's stopping rule rather than the length cap (a model that has not learned to read its text runs
-on to the cap). Sentences are testset_v transcriptions (varied, never seen in training).
+on to the cap). Sentences are testset_v transcriptions (varied, never seen in training); ``--pangrams``
+writes pangrams instead (every letter, z, q, j and x included: the rare characters a network stalls on,
+scribbling for many steps; the steps per character show it).
 
     python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1] [--style NAME]
+    python bench/legibility.py --pangrams [--samples 200]
 
 Last line: ``stopped_by_window=<fraction> samples=<int> bias=<float>``.
 """
@@ -18,6 +21,29 @@ import numpy as np
 from engine.handwriting.dataset import load_lines, resolve_data_folder
 from engine.handwriting.iam_ondb import read_split_file, split_of
 from engine.handwriting.writer import HandwritingWriter
+
+PANGRAMS = [
+    "The quick brown fox jumps over the lazy dog",
+    "Sphinx of black quartz, judge my vow",
+    "Pack my box with five dozen liquor jugs",
+    "How vexingly quick daft zebras jump",
+    "The five boxing wizards jump quickly",
+    "Jackdaws love my big sphinx of quartz",
+    "A wizard's job is to vex chumps quickly",
+    "Bright vixens jump; dozy fowl quack",
+    "Quick zephyrs blow, vexing daft Jim",
+    "Waltz, bad nymph, for quick jigs vex",
+    "Glib jocks quiz nymph to vex dwarf",
+    "Jived fox nymph grabs quick waltz",
+    "Crazy Frederick bought many very exquisite opal jewels",
+    "We promptly judged antique ivory buckles for the next prize",
+    "Amazingly few discotheques provide jukeboxes",
+    "Heavy boxes perform quick waltzes and jigs",
+    "Six big devils from Japan quickly forgot how to waltz",
+    "Jaded zombies acted quaintly but kept driving their oxen forward",
+    "My faxed joke won a pager in the cable TV quiz show",
+    "Fix problem quickly with galvanized jets",
+]
 
 
 def validation_sentences(data: str | None, alphabet, count: int) -> list[str]:
@@ -39,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--style", help="prime with a preset (e.g. 'Penwright neat') or a style file, as the app does")
+    parser.add_argument("--pangrams", action="store_true", help="write pangrams (rare letters) instead of testset_v")
     args = parser.parse_args(argv)
     writer = HandwritingWriter.load(args.model, backend=args.backend)
     prime = None
@@ -46,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.handwriting.styles import load_style_or_preset
 
         prime = load_style_or_preset(args.style).prime(writer.convention, writer.alphabet)
-    sentences = validation_sentences(args.data, writer.alphabet, args.samples)
+    if args.pangrams:
+        sentences = [PANGRAMS[i % len(PANGRAMS)] for i in range(args.samples)]
+    else:
+        sentences = validation_sentences(args.data, writer.alphabet, args.samples)
     stopped, lengths = [], []
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -60,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
         f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}"
     )
-    primed = f" style={args.style!r}" if args.style else ""
+    primed = (f" style={args.style!r}" if args.style else "") + (" texts=pangrams" if args.pangrams else "")
     print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}{primed}")
     return 0
 

@@ -4,8 +4,10 @@ Exporting ``HandwritingNet.forward`` with a sequence of length 1 gives a correct
 becomes ONNX's sequence LSTM op wrapped in transposes, reshapes and weight re-ordering, and the first
 layer's input and recurrent products stay separate: about 135 nodes, half of ONNX Runtime's step time
 spent in small ops. Here each LSTM layer is one matrix product over [inputs, previous h] with weights
-concatenated once at export (constants in the graph), then the gate arithmetic. The maths is the
-network's own; the exporter checks the graph against ``HandwritingNet.forward`` before writing it.
+concatenated once at export (constants in the graph), then the gate arithmetic. The synthesis step
+takes the text already one-hot (made once per batch by the backend, not at every step: building it
+in the graph cost a page of ten lines about a tenth of each step). The maths is the network's own;
+the exporter checks the graph against ``HandwritingNet.forward`` before writing it.
 """
 
 from __future__ import annotations
@@ -50,19 +52,18 @@ class _FusedLayers(nn.Module):
 
 
 class FusedSynthesisStep(_FusedLayers):
-    """(x, chars, h, c, kappa, w) -> (y, phi, h, c, kappa, w), as ``SynthesisStep`` but fused."""
+    """(x, text, h, c, kappa, w) -> (y, phi, h, c, kappa, w), as ``SynthesisStep`` but fused; ``text`` is
+    ``HandwritingNet.one_hot(chars)``: (B, U, A) floats, zero rows for padding."""
 
     def __init__(self, net: HandwritingNet):
         super().__init__(net)
-        self.net_one_hot = net.one_hot
         self.window = net.config.window
         self.register_buffer("window_weight", net.window_layer.weight.t().contiguous().detach())
         self.register_buffer("window_bias", net.window_layer.bias.detach().clone())
 
-    def forward(self, x: Tensor, chars: Tensor, h: Tensor, c: Tensor, kappa: Tensor, w: Tensor):
+    def forward(self, x: Tensor, text: Tensor, h: Tensor, c: Tensor, kappa: Tensor, w: Tensor):
         K = self.window
-        text = self.net_one_hot(chars)  # (B, U, A)
-        u = torch.arange(chars.shape[1], dtype=x.dtype).view(1, 1, -1)
+        u = torch.arange(text.shape[1], dtype=x.dtype).view(1, 1, -1)
         h1, c1 = _cell(torch.addmm(self.b1, torch.cat([x, w, h[0]], dim=1), self.w1), c[0])
         alpha, beta, dk = torch.addmm(self.window_bias, h1, self.window_weight).exp().split(K, dim=1)
         kappa = kappa + dk

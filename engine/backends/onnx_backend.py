@@ -4,8 +4,8 @@ A model file ``NAME.npz`` is exported once (``python -m engine.backends.onnx_exp
 needs torch) to ``NAME.onnx`` plus its manifest ``NAME.onnx.json``; this module needs only numpy and
 onnxruntime. The graph is ONE generation step with dynamic batch ``B`` and text length ``U``:
 
-- synthesis inputs: ``x`` (B, 3) float32, ``chars`` (B, U) int64 character indices with -1 for padding
-  (the graph builds the one-hot text itself), ``h`` and ``c`` (L, B, H), ``kappa`` (B, K), ``w`` (B, A);
+- synthesis inputs: ``x`` (B, 3) float32, ``text`` (B, U, A) float32 one-hot characters with zero rows for
+  padding (:func:`one_hot_text`, made once per batch), ``h`` and ``c`` (L, B, H), ``kappa`` (B, K), ``w`` (B, A);
   outputs: ``y`` (B, 1+6M) raw mixture outputs, ``phi`` (B, U) window weights, and the new state
   ``h_out``, ``c_out``, ``kappa_out``, ``w_out``.
 - prediction inputs: ``x``, ``h``, ``c``; outputs: ``y``, ``h_out``, ``c_out``.
@@ -32,9 +32,9 @@ import onnxruntime as ort
 from engine.handwriting.checkpoint import ModelFile, ModelFileError
 
 MANIFEST_FORMAT = "penwright-onnx-model"
-MANIFEST_VERSION = 1  # the step graph's interface (inputs, outputs, their meaning)
+MANIFEST_VERSION = 2  # the step graph's interface (inputs, outputs, their meaning); 2: one-hot text in
 
-SYNTHESIS_INPUTS = ("x", "chars", "h", "c", "kappa", "w")
+SYNTHESIS_INPUTS = ("x", "text", "h", "c", "kappa", "w")
 SYNTHESIS_OUTPUTS = ("y", "phi", "h_out", "c_out", "kappa_out", "w_out")
 PREDICTION_INPUTS = ("x", "h", "c")
 PREDICTION_OUTPUTS = ("y", "h_out", "c_out")
@@ -42,6 +42,16 @@ STATE_KEYS = {"synthesis": ("h", "c", "kappa", "w"), "prediction": ("h", "c")}
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+
+
+def one_hot_text(chars: np.ndarray, alphabet_size: int) -> np.ndarray:
+    """(B, U) character indices, -1 for padding -> (B, U, A) float32 one-hot, zero rows for padding: the
+    synthesis step graph's ``text`` input, made once per batch rather than inside every step."""
+    chars = np.asarray(chars, np.int64)
+    text = np.zeros((*chars.shape, alphabet_size), np.float32)
+    b, u = np.nonzero(chars >= 0)
+    text[b, u, chars[b, u]] = 1.0
+    return text
 
 
 def onnx_path_for(model_path: str | Path) -> Path:
@@ -219,10 +229,9 @@ class OnnxStepper:
             )
 
     def _warm_up(self, session: ort.InferenceSession) -> None:
-        chars = np.zeros((1, 1), np.int64)
         feed = {"x": np.zeros((1, 3), np.float32), **self.initial_state(1)}
         if self.synthesis:
-            feed["chars"] = chars
+            feed["text"] = self._text(np.zeros((1, 1), np.int64))
         session.run(list(self._outputs), feed)
 
     # ----- state -------------------------------------------------------------------------------------------
@@ -234,11 +243,14 @@ class OnnxStepper:
             state["w"] = np.zeros((batch, int(self.config["alphabet_size"])), np.float32)
         return state
 
-    def _run(self, x: np.ndarray, chars: np.ndarray | None, state: dict[str, np.ndarray]):
+    def _text(self, chars: np.ndarray) -> np.ndarray:
+        return one_hot_text(chars, int(self.config["alphabet_size"]))
+
+    def _run(self, x: np.ndarray, text: np.ndarray | None, state: dict[str, np.ndarray]):
         # The outputs come back in self._outputs' order: y, (phi,) then the state in self._state_keys' order.
         feed = {"x": np.ascontiguousarray(x, np.float32), **state}
         if self.synthesis:
-            feed["chars"] = chars
+            feed["text"] = text
         out = self.session.run(self._output_names, feed)
         if self.synthesis:
             return out[0], out[1], dict(zip(self._state_keys, out[2:], strict=True))
@@ -248,28 +260,29 @@ class OnnxStepper:
     def prime(self, inputs: np.ndarray, chars: np.ndarray):
         """Run the step graph over a priming sequence (batch 1); ``inputs`` are the steps before the last."""
         seq = np.concatenate([np.zeros((1, 3), np.float32), np.asarray(inputs, np.float32).reshape(-1, 3)])
-        ch = np.ascontiguousarray(np.asarray(chars, np.int64).reshape(1, -1)) if self.synthesis else None
+        ch = self._text(np.asarray(chars, np.int64).reshape(1, -1)) if self.synthesis else None
         state = self.initial_state(1)
         for x_t in seq:
             _, _, state = self._run(x_t[None], ch, state)
         return state
 
     def start(self, chars: np.ndarray, primed=None):
-        chars = np.ascontiguousarray(chars, np.int64)
-        B = chars.shape[0]
+        """The batch's state: its text one-hot (made once here, not at every step) and the network's state."""
+        text = self._text(chars) if self.synthesis else None
+        B = np.shape(chars)[0]
         if primed is None:
-            return chars, self.initial_state(B)
+            return text, self.initial_state(B)
         # h and c are (layers, batch, H); window arrays are (batch, ...). Copies: the primed state is reused.
         state = {k: np.ascontiguousarray(np.repeat(v, B, axis=1 if k in ("h", "c") else 0)) for k, v in primed.items()}
-        return chars, state
+        return text, state
 
     def step(self, x: np.ndarray, state):
-        chars, st = state
-        y, phi, st = self._run(x, chars, st)
-        return y, phi, (chars, st)
+        text, st = state
+        y, phi, st = self._run(x, text, st)
+        return y, phi, (text, st)
 
     def select(self, state, rows: np.ndarray):
         """Keep only batch rows ``rows`` (finished lines leave the batch)."""
-        chars, st = state
+        text, st = state
         kept = {k: np.ascontiguousarray(v[:, rows] if k in ("h", "c") else v[rows]) for k, v in st.items()}
-        return (np.ascontiguousarray(chars[rows]) if chars is not None else None), kept
+        return (np.ascontiguousarray(text[rows]) if text is not None else None), kept

@@ -36,6 +36,7 @@ from engine.backends.onnx_backend import (
     SYNTHESIS_INPUTS,
     SYNTHESIS_OUTPUTS,
     manifest_path_for,
+    one_hot_text,
     onnx_path_for,
     sha256_bytes,
 )
@@ -47,13 +48,16 @@ VERIFY_TOLERANCE = 1e-4  # ONNX Runtime vs torch, absolute and relative, on ever
 
 
 class SynthesisStep(nn.Module):
-    """One step of the synthesis network: (x, chars, h, c, kappa, w) -> (y, phi, h, c, kappa, w)."""
+    """One step of the synthesis network: (x, text, h, c, kappa, w) -> (y, phi, h, c, kappa, w), by the
+    network's own ``forward`` (the reference the exported graph is checked against). ``text`` is one-hot as
+    the graph takes it; the characters are read back from it."""
 
     def __init__(self, net: HandwritingNet):
         super().__init__()
         self.net = net
 
-    def forward(self, x: Tensor, chars: Tensor, h: Tensor, c: Tensor, kappa: Tensor, w: Tensor):
+    def forward(self, x: Tensor, text: Tensor, h: Tensor, c: Tensor, kappa: Tensor, w: Tensor):
+        chars = torch.where(text.sum(-1) > 0, text.argmax(-1), -1)
         state = {"h": h, "c": c, "kappa": kappa, "w": w}
         y, new, phi = self.net(x.unsqueeze(1), chars, state, return_window=True)
         return y[:, 0], phi[:, 0], new["h"], new["c"], new["kappa"], new["w"]
@@ -85,7 +89,7 @@ def example_inputs(net: HandwritingNet, batch: int, text: int, seed: int = 0) ->
     if net.synthesis:
         chars = rng.integers(0, cfg.alphabet_size, (batch, text))
         chars[0, text // 2 :] = -1  # padding
-        inputs["chars"] = chars.astype(np.int64)
+        inputs["text"] = one_hot_text(chars, cfg.alphabet_size)
     inputs["h"] = rng.uniform(-1, 1, (L, batch, H)).astype(np.float32)
     inputs["c"] = rng.normal(0, 1, (L, batch, H)).astype(np.float32)
     if net.synthesis:
@@ -102,7 +106,7 @@ def _export_program(module: nn.Module, net: HandwritingNet, opset: int | None):
     args = tuple(torch.from_numpy(v) for v in example_inputs(net, 3, 7).values())
     batch = torch.export.Dim("batch", min=1)
     text = torch.export.Dim("text", min=1)
-    dims = {"x": {0: batch}, "chars": {0: batch, 1: text}, "h": {1: batch}, "c": {1: batch}}
+    dims = {"x": {0: batch}, "text": {0: batch, 1: text}, "h": {1: batch}, "c": {1: batch}}
     dims.update(kappa={0: batch}, w={0: batch})
     dynamic_shapes = {k: dims[k] for k in names}
     quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
@@ -192,7 +196,7 @@ def export_onnx(model_path: str | Path, onnx_path: str | Path | None = None, ops
         "config": meta["config"],
         "inputs": list(SYNTHESIS_INPUTS if net.synthesis else PREDICTION_INPUTS),
         "outputs": list(SYNTHESIS_OUTPUTS if net.synthesis else PREDICTION_OUTPUTS),
-        "text_input": "chars: (B, U) int64 character indices, -1 pads" if net.synthesis else None,
+        "text_input": "text: (B, U, A) float32 one-hot characters, zero rows pad" if net.synthesis else None,
         "opset": opsets.get("ai.onnx"),
         "exporter": f"torch {torch.__version__} (dynamo), onnx {onnx.__version__}",
         "graph": "fused LSTM step (engine.backends.fused_step), checked against HandwritingNet.forward",

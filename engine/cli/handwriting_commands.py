@@ -49,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train on each form's lines joined in pairs, the second continuing the first (teaches priming)",
     )
     hw.add_argument("--single-lines-too", action="store_true", help="with --pair-lines: train on the single lines too")
+    hw.add_argument(
+        "--oversample-rare",
+        type=int,
+        metavar="K",
+        help="repeat lines with rare characters (on under 5%% of lines: z, q, j, digits, most capitals) up to K "
+        "times per epoch, by how rare (default 1: off; on resume, the checkpoint's)",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -186,6 +193,7 @@ def _train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         pair_lines=args.pair_lines,
         single_lines_too=args.single_lines_too,
+        oversample_rare=args.oversample_rare,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

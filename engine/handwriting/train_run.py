@@ -26,6 +26,7 @@ class TrainRequest:
     init_from: str | None = None  # a model file (.npz) whose weights start a new run, any convention
     pair_lines: bool = False  # train on each form's lines joined in pairs (teaches priming)
     single_lines_too: bool = False  # with pair_lines: the single lines as well
+    oversample_rare: int | None = None  # lines with rare characters up to this many times per epoch; None: 1
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -136,6 +137,7 @@ def build_trainer(req: TrainRequest):
         validate_minutes=req.validate_minutes,
         checkpoint_minutes=req.checkpoint_minutes,
         validate_lines=req.validate_lines,
+        oversample_rare=req.oversample_rare or 1,
     )
     summary = {
         "train_lines": len(data.train),
@@ -165,6 +167,8 @@ def build_trainer(req: TrainRequest):
         trainer.load(req.resume, learning_rate=req.learning_rate)
         if req.batch_size:
             trainer.settings.batch_size = req.batch_size
+        if req.oversample_rare:
+            trainer.settings.oversample_rare = req.oversample_rare
         trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
     return trainer
 

@@ -21,6 +21,7 @@ from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import save_model_file
 from engine.handwriting.dataset import Sequences
 from engine.handwriting.model import HandwritingNet, ModelConfig, mixture_nll
+from engine.handwriting.oversampling import rare_character_repeats
 from engine.handwriting.preprocessing import Normalizer
 from engine.training_support import StepLoop, StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
@@ -35,6 +36,7 @@ class TrainSettings:
     validate_minutes: float = 5.0
     checkpoint_minutes: float = 5.0
     threads: int = 0  # 0: torch's default
+    oversample_rare: int = 1  # lines with rare characters appear up to this many times per epoch (1: off)
 
 
 @dataclass
@@ -64,11 +66,16 @@ def collate(seqs: Sequences, index: list[int] | np.ndarray) -> Batch:
     return Batch(*(torch.from_numpy(a) for a in (inputs, targets, mask, text)))
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Batches of similar length (little padding), in a random order fixed by (seed, epoch)."""
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, repeats: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Batches of similar length (little padding), in a random order fixed by (seed, epoch).
+
+    ``repeats``: how many times each line appears in the epoch (engine.handwriting.oversampling)."""
     rng = np.random.default_rng([seed, epoch])
-    jittered = lengths * rng.uniform(0.9, 1.1, size=len(lengths))
-    order = np.argsort(jittered, kind="stable")
+    lines = np.arange(len(lengths)) if repeats is None else np.repeat(np.arange(len(lengths)), repeats)
+    jittered = np.asarray(lengths)[lines] * rng.uniform(0.9, 1.1, size=len(lines))
+    order = lines[np.argsort(jittered, kind="stable")]
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
@@ -112,6 +119,7 @@ class Trainer(StepLoop):
         self.earlier_steps = 0  # steps of the model this run started from (--init-from), and of its ancestors
         self._stop = StopRequest()
         self.lengths = np.array([len(s) for s in train.strokes])
+        self._repeats: tuple[int, np.ndarray] | None = None  # (oversample_rare, repeats per line)
         n_val = min(settings.validate_lines, len(validation))
         self.validation_index = np.arange(n_val)
 
@@ -130,6 +138,7 @@ class Trainer(StepLoop):
                 "best_validation_nll_per_line": self.state.best_validation,
                 "batch_size": self.settings.batch_size,
                 "learning_rate": self.settings.learning_rate,
+                "oversample_rare": self.settings.oversample_rare,
                 "device": str(self.device),
                 "data": self.data_summary,
             },
@@ -162,6 +171,7 @@ class Trainer(StepLoop):
         saved = ckpt.get("settings", {})
         self.settings.seed = saved.get("seed", self.settings.seed)
         self.settings.batch_size = saved.get("batch_size", self.settings.batch_size)
+        self.settings.oversample_rare = saved.get("oversample_rare", self.settings.oversample_rare)
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -203,8 +213,20 @@ class Trainer(StepLoop):
         return total / max(len(order), 1), total / max(points, 1)
 
     # ----- the shared loop's hooks (engine.training_support.StepLoop) -----
+    def line_repeats(self) -> np.ndarray | None:
+        """Times each training line appears per epoch (None: once each)."""
+        most = self.settings.oversample_rare
+        if most <= 1:
+            return None
+        if self._repeats is None or self._repeats[0] != most:
+            texts = [self.alphabet.decode(c) for c in self.train_set.chars]
+            self._repeats = (most, rare_character_repeats(texts, most))
+        return self._repeats[1]
+
     def epoch_plan(self) -> list[np.ndarray]:
-        return epoch_batches(self.lengths, self.settings.batch_size, self.settings.seed, self.state.epoch)
+        return epoch_batches(
+            self.lengths, self.settings.batch_size, self.settings.seed, self.state.epoch, self.line_repeats()
+        )
 
     def step_on(self, item: np.ndarray) -> float:
         return self.train_step(item)

@@ -92,7 +92,8 @@ def test_export_writes_the_step_graph_and_its_manifest(synthesis_npz):
     shapes = {i.name: i.shape for i in session.get_inputs()}
     cfg = meta["config"]
     assert shapes["x"][1] == 3 and isinstance(shapes["x"][0], str)  # dynamic batch
-    assert all(isinstance(d, str) for d in shapes["chars"])  # dynamic batch and text length
+    assert all(isinstance(d, str) for d in shapes["text"][:2])  # dynamic batch and text length
+    assert shapes["text"][2] == cfg["alphabet_size"]
     assert shapes["h"][0] == cfg["layers"] and shapes["h"][2] == cfg["hidden"]
     assert [o.name for o in session.get_outputs()] == list(onnx_backend.SYNTHESIS_OUTPUTS)
 
