@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="priming on real writers: join each form's lines in pairs and score only the second line of each "
         "(given the first and both texts); per line means per second line",
     )
+    ev.add_argument(
+        "--lines-with",
+        metavar="CHARS",
+        help="only lines holding at least one of these characters (e.g. the rare 'zqjxZQJX0123456789')",
+    )
     ev.set_defaults(handler=_eval)
 
     write = sub.add_parser(
@@ -222,6 +227,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.limit,
         device=args.device,
         pair_lines=args.pair_lines,
+        lines_with=args.lines_with,
     )
     print(result.summary_line())
     return 0

@@ -46,7 +46,10 @@ def evaluate(
     batch_size: int = 32,
     device: str = "cpu",
     pair_lines: bool = False,
+    lines_with: str | None = None,
 ) -> EvalResult:
+    """Mean NLL over the split's lines. ``lines_with``: only lines holding at least one of these characters
+    (e.g. the rare "zqjx0123456789"), chosen before ``limit`` and before lines are paired."""
     import torch
 
     from engine.backends.torch_backend import build_network
@@ -64,6 +67,8 @@ def evaluate(
     forms = read_split_file(Path(split_file))
     lines, _ = load_lines(folder)
     chosen = sorted((ln for ln in lines if split_of(ln.form_id, {"split": forms})), key=lambda ln: ln.line_id)
+    if lines_with:
+        chosen = [ln for ln in chosen if any(c in ln.text for c in lines_with)]
     if limit is not None:
         chosen = chosen[:limit]
     skipped = 0

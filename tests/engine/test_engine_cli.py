@@ -142,6 +142,17 @@ def test_eval_with_another_split_and_limit(small_iam, tiny_synthesis_model, tmp_
     assert int(match["lines"]) + int(match["skipped"]) == 2
 
 
+def test_eval_only_lines_with_given_characters(small_iam, tiny_synthesis_model, tmp_path, capsys):
+    pytest.importorskip("torch")
+    split = tmp_path / "forms.txt"
+    split.write_text("a01-000\n")
+    argv = ["eval", "handwriting", "--data", str(small_iam.folder), "--model", str(tiny_synthesis_model)]
+    assert main([*argv, "--split", str(split), "--lines-with", " "]) == 0
+    match = EVAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    # with a space: "abc ab", "ca b", "cc a" (and "a # b", skipped for its '#'); not "bca"
+    assert (int(match["lines"]), int(match["skipped"])) == (3, 1)
+
+
 def test_eval_pair_lines_scores_each_second_line_given_the_first(small_iam, tiny_synthesis_model, tmp_path, capsys):
     pytest.importorskip("torch")
     from engine.handwriting.dataset import load_lines
