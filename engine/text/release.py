@@ -5,8 +5,10 @@ write its card.
         --corpus ../shared/data/text/tinyshakespeare.txt --command "penwright train text ..."
 
 The card records the network, corpus and split, steps, wall time, hardware, the held-out score (the
-corpus's last 10%, measured here as `penwright eval text` does), the learning curve, a sample, the
-command that reproduces the model, and where the weights' terms come from.
+corpus's last 10%, measured here as `penwright eval text` does, static and with dynamic evaluation), the
+learning curve, a sample, the command that reproduces the model, and where the weights' terms come from.
+A run started from an earlier model (``penwright train text --init-from``) names that stage with
+``--earlier "stage 1: ..."``, so the card tells the whole training.
 """
 
 from __future__ import annotations
@@ -50,7 +52,17 @@ def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     return "\n".join(lines) + "\n"
 
 
-def model_card(name: str, meta: dict, score_line: str, history: list[dict], sample: str, command: str, hw: str) -> str:
+def model_card(
+    name: str,
+    meta: dict,
+    score_line: str,
+    history: list[dict],
+    sample: str,
+    command: str,
+    hw: str,
+    dynamic_line: str | None = None,
+    earlier: str | None = None,
+) -> str:
     cfg, training = meta["config"], meta.get("training", {})
     data = training.get("data", {})
     network = f"{cfg['layers']} LSTM layers of {cfg['hidden']} cells with skip connections (Graves 2013, section 3)"
@@ -61,6 +73,14 @@ def model_card(name: str, meta: dict, score_line: str, history: list[dict], samp
         f"{training.get('step', '?')} steps of {training.get('batch_size', '?')} streams x "
         f"{training.get('seq_len', '?')} characters (truncated BPTT; {training.get('epoch', '?')} epochs), "
         f"Adam lr {training.get('learning_rate', '?')}, gradient norm clipped"
+    )
+    if earlier:
+        schedule = f"{earlier}; then, from its weights: {schedule}"
+    dynamic_row = (
+        "| held-out last 10%, dynamic evaluation (`penwright eval text --dynamic`: Graves 2013, section 3.2; adapts "
+        f"to the text as it reads it, so not comparable with static scores) | `{dynamic_line}` |\n"
+        if dynamic_line
+        else ""
     )
     fence = "`" * 3
     corpus = Path(str(data.get("source", "?"))).name
@@ -79,7 +99,7 @@ the text the handwriting network then writes.
 | hardware | {hw} |
 | weights | fp16, numpy `.npz` with JSON metadata; the step exported to ONNX beside it |
 | held-out last 10% (`penwright eval text`) | `{score_line}` |
-
+{dynamic_row}
 ## Sample
 
 Temperature 0.8, seed 1, 400 characters (`penwright dream --model resources/models/text-{name}.npz --chars 400
@@ -112,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="shakespeare, iam, ...: the file is text-NAME.npz")
     parser.add_argument("--corpus", required=True, help="the corpus it was trained on (for the held-out score)")
     parser.add_argument("--command", required=True, help="the training command(s) that reproduce the model")
+    parser.add_argument("--earlier", help="the training stage(s) the run started from, for the card")
     parser.add_argument("--hardware", default=f"{platform.processor() or platform.machine()} CPU, 1 thread")
     args = parser.parse_args(argv)
     from engine.text.dream import load_text_stepper
@@ -122,15 +143,29 @@ def main(argv: list[str] | None = None) -> int:
     source = run / "best.npz"
     model = load_text_model(source)
     score = evaluate_text(source, args.corpus)
+    dynamic = evaluate_text(source, args.corpus, dynamic=True)
     target = RESOURCES / f"text-{args.name}.npz"
     shutil.copyfile(source, target)
     export_text_onnx(target)
     _, stepper = load_text_stepper(target)
     sample = sample_text(stepper, model.vocab, 400, temperature=0.8, seed=1)
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
-    card = model_card(args.name, model.meta, score.summary_line(), history, sample, args.command, args.hardware)
+    card = model_card(
+        args.name,
+        model.meta,
+        score.summary_line(),
+        history,
+        sample,
+        args.command,
+        args.hardware,
+        dynamic.summary_line(),
+        args.earlier,
+    )
     atomic_write_text(RESOURCES / f"text-{args.name}.md", card)
-    print(f"shipped {target} ({target.stat().st_size / 1e6:.1f} MB): {score.summary_line()}")
+    print(
+        f"shipped {target} ({target.stat().st_size / 1e6:.1f} MB): {score.summary_line()}; "
+        f"dynamic: {dynamic.summary_line()}"
+    )
     return 0
 
 
