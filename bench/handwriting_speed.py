@@ -35,21 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from pangrams import PANGRAMS  # noqa: E402 - bench/ is the script's folder, first on sys.path
 
 SHIPPED = REPO / "resources" / "models" / "handwriting-synthesis.npz"
-LINE = "The quick brown fox jumps over the lazy dog"
-PAGE = [
-    "Sphinx of black quartz, judge my vow",
-    "Pack my box with five dozen liquor jugs",
-    "How vexingly quick daft zebras jump",
-    "The five boxing wizards jump quickly",
-    "Jackdaws love my big sphinx of quartz",
-    "A wizard's job is to vex chumps quickly",
-    "Bright vixens jump; dozy fowl quack",
-    "Quick zephyrs blow, vexing daft Jim",
-    "Waltz, bad nymph, for quick jigs vex",
-    "Glib jocks quiz nymph to vex dwarf",
-]
+LINE, PAGE = PANGRAMS[0], PANGRAMS[1:11]  # one line; a page of ten
 DEFAULT_STYLE = "preset:Penwright neat"  # the app's style on first start (desktop.handwriting_tab.DEFAULT_STYLE)
 TARGETS = {"ratio": 1.5, "points": 1500.0, "batch": 4.0, "first_chunk_ms": 50.0, "start_s": 1.0}
 

@@ -17,33 +17,11 @@ import time
 import warnings
 
 import numpy as np
+from pangrams import PANGRAMS  # bench/ is the script's folder, first on sys.path
 
 from engine.handwriting.dataset import load_lines, resolve_data_folder
 from engine.handwriting.iam_ondb import read_split_file, split_of
 from engine.handwriting.writer import HandwritingWriter
-
-PANGRAMS = [
-    "The quick brown fox jumps over the lazy dog",
-    "Sphinx of black quartz, judge my vow",
-    "Pack my box with five dozen liquor jugs",
-    "How vexingly quick daft zebras jump",
-    "The five boxing wizards jump quickly",
-    "Jackdaws love my big sphinx of quartz",
-    "A wizard's job is to vex chumps quickly",
-    "Bright vixens jump; dozy fowl quack",
-    "Quick zephyrs blow, vexing daft Jim",
-    "Waltz, bad nymph, for quick jigs vex",
-    "Glib jocks quiz nymph to vex dwarf",
-    "Jived fox nymph grabs quick waltz",
-    "Crazy Frederick bought many very exquisite opal jewels",
-    "We promptly judged antique ivory buckles for the next prize",
-    "Amazingly few discotheques provide jukeboxes",
-    "Heavy boxes perform quick waltzes and jigs",
-    "Six big devils from Japan quickly forgot how to waltz",
-    "Jaded zombies acted quaintly but kept driving their oxen forward",
-    "My faxed joke won a pager in the cable TV quiz show",
-    "Fix problem quickly with galvanized jets",
-]
 
 
 def validation_sentences(data: str | None, alphabet, count: int) -> list[str]:

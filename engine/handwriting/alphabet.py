@@ -87,10 +87,6 @@ class Alphabet:
             raise UnknownCharactersError(missing)
         return np.fromiter((self._index[c] for c in text), dtype=np.int64, count=len(text))
 
-    def decode(self, indices) -> str:
-        """Character indices (from :meth:`encode`) -> text; negative indices (padding) are skipped."""
-        return "".join(self.characters[i] for i in np.asarray(indices, np.int64) if i >= 0)
-
     def prepare(self, text: str) -> PreparedText:
         """Map pasted typography, collapse whitespace, and check every character; notices say what changed."""
         notices: list[str] = []

@@ -219,8 +219,7 @@ class Trainer(StepLoop):
         if most <= 1:
             return None
         if self._repeats is None or self._repeats[0] != most:
-            texts = [self.alphabet.decode(c) for c in self.train_set.chars]
-            self._repeats = (most, rare_character_repeats(texts, most))
+            self._repeats = (most, rare_character_repeats(self.train_set.texts, most))
         return self._repeats[1]
 
     def epoch_plan(self) -> list[np.ndarray]:

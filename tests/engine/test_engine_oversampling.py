@@ -40,11 +40,3 @@ def test_epoch_batches_carry_each_line_its_number_of_times():
     plain = epoch_batches(lengths, 2, seed=0, epoch=1)
     assert sorted(np.concatenate(plain).tolist()) == [0, 1, 2, 3, 4]
 
-
-def test_alphabet_decodes_what_it_encodes():
-    from engine.handwriting.alphabet import Alphabet
-
-    alphabet = Alphabet("abc xyz")
-    encoded = alphabet.encode("zax by")
-    assert alphabet.decode(encoded) == "zax by"
-    assert alphabet.decode(np.concatenate([encoded, [-1, -1]])) == "zax by"

@@ -258,8 +258,7 @@ def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
         for s in range(1, 31)
     ]
     assert curve_points(history, rows=12)[-1] is history[-1] and len(curve_points(history, rows=12)) <= 13
-    card = model_card(
-        "iam",
+    rest = (
         load_text_model(tiny_text_model).meta,
         "bpc=1.0 nats_per_char=0.7 chars=9",
         history,
@@ -267,18 +266,14 @@ def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
         "penwright train text ...",
         "a CPU",
     )
+    card = model_card("iam", *rest)
     assert "`bpc=1.0 nats_per_char=0.7 chars=9`" in card and "the lazy dog" in card
     assert "| 30 | 3 | 30 | 3.000 | 2.700 |" in card  # the last record always closes the curve
     assert "non-commercial research" in card  # IAM-OnDB's terms travel with weights trained on its text
     assert "dynamic evaluation" not in card
     staged = model_card(
         "shakespeare",
-        load_text_model(tiny_text_model).meta,
-        "bpc=1.0 nats_per_char=0.7 chars=9",
-        history,
-        "the lazy dog",
-        "penwright train text ...",
-        "a CPU",
+        *rest,
         dynamic_line="bpc=0.9 nats_per_char=0.6 chars=9",
         earlier="stage 1: 100 steps at lr 0.002",
     )
