@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--init-from", metavar="MODEL", help="start a new run from a text model file's weights and vocabulary"
     )
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tr.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (CUDA when torch sees a GPU; default %(default)s)"
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--validate-chars", type=int, default=20000, help="validation characters (0: none)")
     tr.add_argument("--validate-minutes", type=float, default=5.0)
@@ -121,6 +124,7 @@ def _train_text(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
         validate_chars=args.validate_chars,
         validate_minutes=args.validate_minutes,
         checkpoint_minutes=args.checkpoint_minutes,

@@ -159,12 +159,13 @@ def run(args: argparse.Namespace) -> int:
     os.environ["PENWRIGHT_CACHE_DIR"] = cache
     os.environ.setdefault("PENWRIGHT_DATA_DIR", cache)
     log = open(out / "burst.log", "a", buffering=1)  # noqa: SIM115 (open for the whole run)
-    sys.stdout, sys.stderr = _Tee(sys.__stdout__, log), _Tee(sys.__stderr__, log)
+    previous = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(previous[0], log), _Tee(previous[1], log)
     try:
         return _run(args, out, run_dir)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        sys.stdout, sys.stderr = previous
         log.close()
 
 

@@ -42,8 +42,9 @@ class TextScore:
 @torch.no_grad()
 def score_ids(net: TextNet, ids: np.ndarray, chunk: int = 1000, limit: int | None = None) -> TextScore:
     net.eval()
-    ids = torch.as_tensor(np.asarray(ids[: limit + 1] if limit else ids), dtype=torch.int64)
-    state = net.initial_state(1)
+    device = next(net.parameters()).device  # a network training on a GPU is scored there
+    ids = torch.as_tensor(np.asarray(ids[: limit + 1] if limit else ids), dtype=torch.int64, device=device)
+    state = net.initial_state(1, device)
     total, count = 0.0, 0
     for start in range(0, len(ids) - 1, chunk):
         x = ids[start : start + chunk]

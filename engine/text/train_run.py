@@ -22,6 +22,7 @@ class TextTrainRequest:
     steps: int | None = None
     seed: int = 0
     threads: int = 0
+    device: str = "cpu"  # "auto": CUDA when torch sees it
     validate_chars: int = 20000
     validate_minutes: float = 5.0
     checkpoint_minutes: float = 5.0
@@ -61,7 +62,9 @@ def build_text_trainer(req: TextTrainRequest):
         checkpoint_minutes=req.checkpoint_minutes,
         threads=req.threads,
     )
-    trainer = TextTrainer(config, corpus, Path(req.run_dir), settings)
+    from engine.handwriting.train_run import pick_torch_device
+
+    trainer = TextTrainer(config, corpus, Path(req.run_dir), settings, device=pick_torch_device(req.device))
     if init is not None:
         trainer.model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in init.weights.items()})
     if req.resume:
@@ -76,7 +79,7 @@ def run_text_training(req: TextTrainRequest) -> dict:
     print(
         f"training text network {c.layers}x{c.hidden} ({params / 1e6:.2f}M parameters, {c.vocab_size} characters) on "
         f"{d['train_chars']} characters of {d['source']}: {s.batch_size} streams x {s.seq_len}, "
-        f"{trainer.segments} steps per epoch; run folder {trainer.run_dir}",
+        f"{trainer.segments} steps per epoch, on {trainer.device}; run folder {trainer.run_dir}",
         flush=True,
     )
     trainer.run(minutes=req.minutes, steps=req.steps, progress=req.progress)

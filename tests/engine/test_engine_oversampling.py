@@ -39,4 +39,3 @@ def test_epoch_batches_carry_each_line_its_number_of_times():
     assert all((a == b).all() for a, b in zip(batches, again, strict=True))
     plain = epoch_batches(lengths, 2, seed=0, epoch=1)
     assert sorted(np.concatenate(plain).tolist()) == [0, 1, 2, 3, 4]
-

@@ -279,3 +279,37 @@ def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
     )
     assert "dynamic evaluation" in staged and "`bpc=0.9 nats_per_char=0.6 chars=9`" in staged
     assert "stage 1: 100 steps at lr 0.002; then, from its weights:" in staged
+
+
+def test_gpu_burst_trains_scores_and_leaves_only_small_files(tmp_path, capsys):
+    """The GPU burst's whole path, on the CPU: it validates per chunk, lowers the rate after a plateau, scores
+    the best model on the held-out text and leaves no checkpoints (they would not come back)."""
+    import json
+
+    from engine.text import gpu_burst
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(markov_text(6000, seed=5), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["--corpus", str(corpus), "--out", str(out), "--layers", "1", "--hidden", "8", "--batch-size", "8"]
+    # at a rate this small fp32 weights do not move: no check after the first is better, so the rate drops
+    argv += ["--seq-len", "20", "--lr", "1e-12", "--minutes", "0.08", "--validate-minutes", "0.01", "--patience", "1"]
+    argv += ["--max-decays", "2", "--device", "cpu"]
+    assert gpu_burst.main(argv) == 0
+    summary = json.loads((out / "burst.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["best.npz", "burst.json", "burst.log", "history.jsonl"]
+    assert len(summary["lr_changes"]) == 2 and summary["lr_changes"][1]["lr"] == pytest.approx(1e-12 * 0.3**2)
+    match = EVAL_LINE.match(summary["held_out"])
+    assert match and int(match["chars"]) == len(held_out_text(corpus)) - 1
+    assert main(["eval", "text", "--corpus", str(corpus), "--model", str(out / "best.npz")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == summary["held_out"]  # what `eval text` says
+
+
+def test_training_on_a_missing_gpu_says_so(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(markov_text(3000), encoding="utf-8")
+    argv = ["train", "text", "--corpus", str(corpus), "--run-dir", str(tmp_path / "run"), "--device", "cuda"]
+    assert main([*argv, "--steps", "1", "--no-progress"]) != 0
+    assert "CUDA was asked for but torch sees no CUDA device" in capsys.readouterr().err
