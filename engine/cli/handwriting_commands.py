@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="repeat lines with rare characters (on under 5%% of lines: z, q, j, digits, most capitals) up to K "
         "times per epoch, by how rare (default 1: off; on resume, the checkpoint's)",
     )
+    hw.add_argument(
+        "--pair-context-weight",
+        type=float,
+        metavar="W",
+        help="with --pair-lines: the loss weight of each pair's first line (default 1; 0: a pair teaches only how "
+        "the writer continues, as priming asks; on resume, the checkpoint's)",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -199,6 +206,7 @@ def _train(args: argparse.Namespace) -> int:
         pair_lines=args.pair_lines,
         single_lines_too=args.single_lines_too,
         oversample_rare=args.oversample_rare,
+        pair_context_weight=args.pair_context_weight,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -14,7 +14,7 @@ from engine.atomic import atomic_write_bytes
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.iam_ondb import RawLine, ReadReport, read_iam_ondb, read_splits, split_of
 from engine.handwriting.line_pairs import pair_lines
-from engine.handwriting.preprocessing import Normalizer, points_to_offsets
+from engine.handwriting.preprocessing import Normalizer, downsample, points_to_offsets
 from engine.paths import cache_dir
 
 DATA_ENV = "PENWRIGHT_IAM_ONDB"
@@ -88,6 +88,8 @@ class Sequences:
     texts: list[str]
     strokes: list[np.ndarray]  # each (T, 3) float32, normalised
     chars: list[np.ndarray]  # each (U,) int64
+    # per sequence: its first steps that are a joined pair's first line (the context the rest continues), or 0
+    context: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -122,6 +124,9 @@ def build_sequences(
         seqs.texts.append(line.text)
         seqs.strokes.append(normalizer.normalize(offsets))
         seqs.chars.append(alphabet.encode(line.text))
+        # the first line ends a stroke, so its points downsample alike alone or joined: N points, N - 1 steps
+        first = downsample(line.points[: line.context_points], convention) if line.context_points else ()
+        seqs.context.append(max(len(first) - 1, 0))
     return seqs
 
 

@@ -29,6 +29,7 @@ class RawLine:
     line_id: str
     text: str
     points: np.ndarray  # (N, 3) int32: x, y, 1 on the last point of each stroke
+    context_points: int = 0  # a joined pair (engine.handwriting.line_pairs): the first line's points
 
     @property
     def form_id(self) -> str:

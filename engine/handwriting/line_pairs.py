@@ -44,7 +44,8 @@ def join_lines(first: RawLine, second: RawLine) -> RawLine:
     last = a.copy()
     last[-1, 2] = 1  # the first line's last stroke ends before the jump
     points = np.concatenate([last, moved]).round().astype(first.points.dtype)
-    return RawLine(f"{first.line_id}+{second.line_id.rsplit('-', 1)[1]}", f"{first.text} {second.text}", points)
+    line_id = f"{first.line_id}+{second.line_id.rsplit('-', 1)[1]}"
+    return RawLine(line_id, f"{first.text} {second.text}", points, context_points=len(a))
 
 
 def forms_in_order(lines: list[RawLine]) -> list[list[RawLine]]:

@@ -27,6 +27,7 @@ class TrainRequest:
     pair_lines: bool = False  # train on each form's lines joined in pairs (teaches priming)
     single_lines_too: bool = False  # with pair_lines: the single lines as well
     oversample_rare: int | None = None  # lines with rare characters up to this many times per epoch; None: 1
+    pair_context_weight: float | None = None  # loss weight of a pair's first line; None: 1 (or the checkpoint's)
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -138,6 +139,7 @@ def build_trainer(req: TrainRequest):
         checkpoint_minutes=req.checkpoint_minutes,
         validate_lines=req.validate_lines,
         oversample_rare=req.oversample_rare or 1,
+        pair_context_weight=1.0 if req.pair_context_weight is None else req.pair_context_weight,
     )
     summary = {
         "train_lines": len(data.train),
@@ -169,6 +171,8 @@ def build_trainer(req: TrainRequest):
             trainer.settings.batch_size = req.batch_size
         if req.oversample_rare:
             trainer.settings.oversample_rare = req.oversample_rare
+        if req.pair_context_weight is not None:
+            trainer.settings.pair_context_weight = req.pair_context_weight
         trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
     return trainer
 

@@ -37,6 +37,8 @@ class TrainSettings:
     checkpoint_minutes: float = 5.0
     threads: int = 0  # 0: torch's default
     oversample_rare: int = 1  # lines with rare characters appear up to this many times per epoch (1: off)
+    # the loss weight of a joined pair's first line (1: as any line; 0: the pair teaches only its continuation)
+    pair_context_weight: float = 1.0
 
 
 @dataclass
@@ -50,7 +52,8 @@ class Batch:
         return Batch(*(t.to(device) for t in (self.inputs, self.targets, self.mask, self.chars)))
 
 
-def collate(seqs: Sequences, index: list[int] | np.ndarray) -> Batch:
+def collate(seqs: Sequences, index: list[int] | np.ndarray, context_weight: float = 1.0) -> Batch:
+    """A padded batch; ``context_weight`` weighs the loss on joined pairs' first lines (Sequences.context)."""
     strokes = [seqs.strokes[i] for i in index]
     chars = [seqs.chars[i] for i in index]
     B, T, U = len(index), max(len(s) for s in strokes), max(len(c) for c in chars)
@@ -61,6 +64,9 @@ def collate(seqs: Sequences, index: list[int] | np.ndarray) -> Batch:
         targets[b, : len(s)] = s
         mask[b, : len(s)] = 1
         text[b, : len(c)] = c
+    if context_weight != 1.0 and seqs.context:
+        for b, i in enumerate(index):
+            mask[b, : seqs.context[i]] = context_weight
     inputs = np.zeros_like(targets)
     inputs[:, 1:] = targets[:, :-1]
     return Batch(*(torch.from_numpy(a) for a in (inputs, targets, mask, text)))
@@ -139,6 +145,7 @@ class Trainer(StepLoop):
                 "batch_size": self.settings.batch_size,
                 "learning_rate": self.settings.learning_rate,
                 "oversample_rare": self.settings.oversample_rare,
+                "pair_context_weight": self.settings.pair_context_weight,
                 "device": str(self.device),
                 "data": self.data_summary,
             },
@@ -172,6 +179,7 @@ class Trainer(StepLoop):
         self.settings.seed = saved.get("seed", self.settings.seed)
         self.settings.batch_size = saved.get("batch_size", self.settings.batch_size)
         self.settings.oversample_rare = saved.get("oversample_rare", self.settings.oversample_rare)
+        self.settings.pair_context_weight = saved.get("pair_context_weight", self.settings.pair_context_weight)
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -189,7 +197,7 @@ class Trainer(StepLoop):
 
     def train_step(self, index: np.ndarray) -> float:
         self.model.train()
-        batch = collate(self.train_set, index).to(self.device)
+        batch = collate(self.train_set, index, self.settings.pair_context_weight).to(self.device)
         total, points = self.loss(batch, clip=True)
         self.optimizer.zero_grad(set_to_none=True)
         (total / points).backward()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.handwriting.iam_ondb import RawLine
 from engine.handwriting.line_pairs import join_lines, pair_lines
@@ -41,3 +42,25 @@ def test_pairs_stay_within_a_form_and_keep_reading_order():
     assert [ln.line_id for ln in paired] == ["a01-000-01+02", "a01-000-03", "b02-001-01"]
     assert paired[0].text == "line1 line2"
     assert sum(len(ln.points) for ln in paired) == sum(len(ln.points) for ln in lines)
+
+
+def test_a_pairs_first_line_is_context_whose_loss_weight_is_set_apart():
+    pytest.importorskip("torch")
+    from engine.handwriting.alphabet import Alphabet
+    from engine.handwriting.dataset import build_sequences
+    from engine.handwriting.preprocessing import Normalizer, points_to_offsets
+    from engine.handwriting.training import collate
+
+    first, second = _line("a01-000-01", "abcd", 0, 1000), _line("a01-000-02", "efg", 0, 1300, letters=3)
+    joined = join_lines(first, second)
+    normalizer = Normalizer(mean=(8.0, 0.0), std=(40.0, 36.0))
+    seqs = build_sequences([joined, first], "skip2", Alphabet.from_texts(["abcd efg"]), normalizer)
+    own = normalizer.normalize(points_to_offsets(first.points, "skip2"))
+    assert seqs.context == [len(own), 0]  # a single line is all its own
+    # the context is exactly the first line's steps
+    np.testing.assert_allclose(seqs.strokes[0][: len(own)], own, equal_nan=False)
+    mask = collate(seqs, [0, 1], context_weight=0.0).mask.numpy()
+    total = len(seqs.strokes[0])
+    assert (mask[0, : len(own)] == 0).all() and (mask[0, len(own) : total] == 1).all() and (mask[0, total:] == 0).all()
+    assert (mask[1, : len(seqs.strokes[1])] == 1).all()
+    assert (collate(seqs, [0, 1]).mask.numpy()[0, :total] == 1).all()  # weight 1: as before
