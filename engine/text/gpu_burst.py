@@ -14,7 +14,7 @@ It stops by ``--deadline-s`` seconds after the process started and leaves in ``-
 model's score on the held-out last 10%, as `penwright eval text` measures it). Ship it here with
 ``python -m engine.text.release --run-dir OUT ...`` after checking the score with `penwright eval text`.
 
-Measured on an H200 (2026-11-28, README "A GPU burst"): networks of 3x512 and 3x640 overfit tiny-shakespeare
+Measured on an H200 (2026-11-28, docs/training.md "A GPU burst"): networks of 3x512 and 3x640 overfit tiny-shakespeare
 within 20 epochs and scored 1.66-1.70 nats per held-out character, worse than the CPU-trained 3x384 (1.6264).
 """
 
