@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--layers", type=int, default=2)
     tr.add_argument("--hidden", type=int, default=256, help="LSTM cells per layer")
     tr.add_argument("--dropout", type=float, default=0.0, help="dropout on each layer's output (e.g. 0.2)")
+    tr.add_argument(
+        "--weight-drop", type=float, default=0.0, help="DropConnect on the recurrent weights in training (e.g. 0.3)"
+    )
     tr.add_argument("--seq-len", type=int, help="characters per truncated-BPTT segment (default 100)")
     tr.add_argument("--batch-size", type=int, help="parallel streams through the text (default 32)")
     tr.add_argument("--lr", type=float, help="Adam learning rate (default 2e-3; on resume, the checkpoint's)")
@@ -115,6 +118,7 @@ def _train_text(args: argparse.Namespace) -> int:
         layers=args.layers,
         hidden=args.hidden,
         dropout=args.dropout,
+        weight_drop=args.weight_drop,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         learning_rate=args.lr,

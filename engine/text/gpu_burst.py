@@ -46,6 +46,7 @@ def _train(args: argparse.Namespace, out: Path) -> dict:
         layers=args.layers,
         hidden=args.hidden,
         dropout=args.dropout,
+        weight_drop=args.weight_drop,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -60,7 +61,8 @@ def _train(args: argparse.Namespace, out: Path) -> dict:
     c, s = trainer.config, trainer.settings
     params = sum(p.numel() for p in trainer.model.parameters())
     print(
-        f"text burst: {c.layers}x{c.hidden} dropout {c.dropout} ({params / 1e6:.2f}M parameters) on {trainer.device}, "
+        f"text burst: {c.layers}x{c.hidden} dropout {c.dropout}, weight drop {c.weight_drop} "
+        f"({params / 1e6:.2f}M parameters) on {trainer.device}, "
         f"{s.batch_size} streams x {s.seq_len}, lr {s.learning_rate:g}, {trainer.segments} steps per epoch; "
         f"ready {time.monotonic() - _STARTED:.0f} s after start",
         flush=True,
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--weight-drop", type=float, default=0.0, help="DropConnect on the recurrent weights")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)

@@ -3,7 +3,9 @@
 A stack of LSTM layers with skip connections: every layer sees the one-hot input character, layers 2..
 also see the layer below, and every layer feeds the softmax output over the vocabulary. The input is a
 one-hot vector, so each layer's input weights for it are a per-layer embedding of the characters.
-Optional dropout on each layer's output (training only) helps the larger networks on small corpora.
+Optional dropout on each layer's output (training only) helps the larger networks on small corpora, and
+optional weight drop (DropConnect on the recurrent weights, as AWD-LSTM: Merity et al. 2018) regularises
+the recurrence itself; both act in training only and leave the weights' names and the exported step as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn import functional as F
 
 
 @dataclass
@@ -21,6 +25,7 @@ class TextConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0  # on each layer's output, in training only
+    weight_drop: float = 0.0  # DropConnect on each layer's hidden-to-hidden weights, in training only
     kind: str = "text"
 
     def to_dict(self) -> dict:
@@ -61,7 +66,12 @@ class TextNet(nn.Module):
         below = None
         for i, lstm in enumerate(self.lstms):
             layer_in = inp if below is None else torch.cat([inp, below], dim=-1)
-            below, (h, c) = lstm(layer_in, (h0[i : i + 1].contiguous(), c0[i : i + 1].contiguous()))
+            start = (h0[i : i + 1].contiguous(), c0[i : i + 1].contiguous())
+            if self.training and self.config.weight_drop > 0:  # one mask per segment, shared by its time steps
+                dropped = {"weight_hh_l0": F.dropout(lstm.weight_hh_l0, self.config.weight_drop, training=True)}
+                below, (h, c) = functional_call(lstm, dropped, (layer_in, start))
+            else:
+                below, (h, c) = lstm(layer_in, start)
             below = self.dropout(below)
             outs.append(below)
             hs.append(h)

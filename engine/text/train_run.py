@@ -13,6 +13,7 @@ class TextTrainRequest:
     layers: int = 2
     hidden: int = 256
     dropout: float = 0.0
+    weight_drop: float = 0.0
     seq_len: int | None = None  # default 100; on resume, always the checkpoint's
     batch_size: int | None = None  # default 32; on resume, always the checkpoint's
     learning_rate: float | None = None  # default 2e-3; on resume, the checkpoint's unless given
@@ -49,9 +50,15 @@ def build_text_trainer(req: TextTrainRequest):
         config = TextConfig.from_dict(ckpt_meta["config"])
     elif init is not None:
         # the model's sizes; dropout is a training choice, taken from this request
-        config = TextConfig.from_dict({**init.meta["config"], "dropout": req.dropout})
+        config = TextConfig.from_dict({**init.meta["config"], "dropout": req.dropout, "weight_drop": req.weight_drop})
     else:
-        config = TextConfig(vocab_size=len(corpus.vocab), hidden=req.hidden, layers=req.layers, dropout=req.dropout)
+        config = TextConfig(
+            vocab_size=len(corpus.vocab),
+            hidden=req.hidden,
+            layers=req.layers,
+            dropout=req.dropout,
+            weight_drop=req.weight_drop,
+        )
     settings = TextTrainSettings(
         batch_size=req.batch_size or 32,
         seq_len=req.seq_len or 100,

@@ -313,3 +313,20 @@ def test_training_on_a_missing_gpu_says_so(tmp_path, capsys):
     argv = ["train", "text", "--corpus", str(corpus), "--run-dir", str(tmp_path / "run"), "--device", "cuda"]
     assert main([*argv, "--steps", "1", "--no-progress"]) != 0
     assert "CUDA was asked for but torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_weight_drop_acts_in_training_only_and_keeps_the_weights_names():
+    torch.manual_seed(0)
+    plain = TextNet(TextConfig(vocab_size=5, hidden=6, layers=2))
+    dropped = TextNet(TextConfig(vocab_size=5, hidden=6, layers=2, weight_drop=0.5))
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # files and the exported step unchanged
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randint(0, 5, (2, 7))
+    dropped.eval(), plain.eval()
+    assert torch.equal(dropped(x)[0], plain(x)[0])  # evaluation uses the full weights
+    dropped.train()
+    a, b = dropped(x)[0], dropped(x)[0]
+    assert not torch.allclose(a, b) and not torch.allclose(a, plain(x)[0])  # a new mask per forward pass
+    a.sum().backward()
+    for lstm in dropped.lstms:
+        assert lstm.weight_hh_l0.grad is not None and lstm.weight_hh_l0.grad.abs().sum() > 0
