@@ -16,6 +16,15 @@ from tqdm import tqdm
 from engine.atomic import atomic_write_bytes
 
 
+def pick_torch_device(name: str) -> str:
+    """ "auto": CUDA when torch sees it, else the CPU; an explicit CUDA device that is missing is an error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but torch sees no CUDA device")
+    return name
+
+
 def torch_save_atomic(obj, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -36,6 +36,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _STARTED = time.monotonic()
@@ -135,6 +137,18 @@ class _Tee:
         return False
 
 
+@contextmanager
+def tee_output(log_path: Path) -> Iterator[None]:
+    """Everything printed also goes to ``log_path`` (appended), which comes back with the burst's files."""
+    previous = sys.stdout, sys.stderr
+    with open(log_path, "a", buffering=1) as log:
+        sys.stdout, sys.stderr = _Tee(previous[0], log), _Tee(previous[1], log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = previous
+
+
 def _split_large(path: Path, part_size: int = PART_SIZE) -> list[Path]:
     """Files over the device tool's return limit go back as ``NAME.part0``, ``NAME.part1``, ..."""
     for old in path.parent.glob(path.name + ".part*"):
@@ -158,15 +172,11 @@ def run(args: argparse.Namespace) -> int:
     cache = tempfile.mkdtemp(prefix="penwright-cache-")
     os.environ["PENWRIGHT_CACHE_DIR"] = cache
     os.environ.setdefault("PENWRIGHT_DATA_DIR", cache)
-    log = open(out / "burst.log", "a", buffering=1)  # noqa: SIM115 (open for the whole run)
-    previous = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(previous[0], log), _Tee(previous[1], log)
     try:
-        return _run(args, out, run_dir)
+        with tee_output(out / "burst.log"):
+            return _run(args, out, run_dir)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-        sys.stdout, sys.stderr = previous
-        log.close()
 
 
 def _run(args: argparse.Namespace, out: Path, run_dir: Path) -> int:

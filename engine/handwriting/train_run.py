@@ -41,16 +41,6 @@ class TrainRequest:
     progress: bool = True
 
 
-def pick_torch_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but torch sees no CUDA device")
-    return name
-
-
 def warm_start(model, init: ModelFile) -> None:
     """Copy a trained model's weights into a new run's network (same sizes, any point convention).
 
@@ -84,6 +74,7 @@ def build_trainer(req: TrainRequest):
     from engine.handwriting.model import ModelConfig
     from engine.handwriting.preprocessing import Normalizer
     from engine.handwriting.training import Trainer, TrainSettings
+    from engine.training_support import pick_torch_device
 
     ckpt_meta = None
     if req.resume and req.init_from:

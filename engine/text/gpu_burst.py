@@ -109,7 +109,7 @@ def _train(args: argparse.Namespace, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.handwriting.gpu_burst import _Tee
+    from engine.handwriting.gpu_burst import tee_output
 
     parser = argparse.ArgumentParser(prog="python -m engine.text.gpu_burst", description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", required=True)
@@ -134,16 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "burst.log", "a", buffering=1)  # noqa: SIM115 (open for the whole run)
-    previous = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(previous[0], log), _Tee(previous[1], log)
-    try:
+    with tee_output(out / "burst.log"):
         summary = _train(args, out)
         (out / "burst.json").write_text(json.dumps(summary, indent=1) + "\n")
         print(json.dumps(summary), flush=True)
-    finally:
-        sys.stdout, sys.stderr = previous
-        log.close()
     return 0
 
 

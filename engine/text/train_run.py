@@ -69,7 +69,7 @@ def build_text_trainer(req: TextTrainRequest):
         checkpoint_minutes=req.checkpoint_minutes,
         threads=req.threads,
     )
-    from engine.handwriting.train_run import pick_torch_device
+    from engine.training_support import pick_torch_device
 
     trainer = TextTrainer(config, corpus, Path(req.run_dir), settings, device=pick_torch_device(req.device))
     if init is not None:
