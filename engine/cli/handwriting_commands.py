@@ -63,6 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --pair-lines: the loss weight of each pair's first line (default 1; 0: a pair teaches only how "
         "the writer continues, as priming asks; on resume, the checkpoint's)",
     )
+    hw.add_argument(
+        "--style-augment",
+        type=float,
+        metavar="S",
+        help="draw each training sequence a little wider or narrower, taller or shorter, more or less slanted, the "
+        "same way throughout (S: the spread, 1 = about 15%% width, 10%% height, 7 degrees; default 0: off; on "
+        "resume, the checkpoint's): style varies more between sequences, so priming must copy it",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -207,6 +215,7 @@ def _train(args: argparse.Namespace) -> int:
         single_lines_too=args.single_lines_too,
         oversample_rare=args.oversample_rare,
         pair_context_weight=args.pair_context_weight,
+        style_augment=args.style_augment,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

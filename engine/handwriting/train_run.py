@@ -28,6 +28,7 @@ class TrainRequest:
     single_lines_too: bool = False  # with pair_lines: the single lines as well
     oversample_rare: int | None = None  # lines with rare characters up to this many times per epoch; None: 1
     pair_context_weight: float | None = None  # loss weight of a pair's first line; None: 1 (or the checkpoint's)
+    style_augment: float | None = None  # spread of random per-sequence styles; None: 0 (or the checkpoint's)
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -131,6 +132,7 @@ def build_trainer(req: TrainRequest):
         validate_lines=req.validate_lines,
         oversample_rare=req.oversample_rare or 1,
         pair_context_weight=1.0 if req.pair_context_weight is None else req.pair_context_weight,
+        style_augment=req.style_augment or 0.0,
     )
     summary = {
         "train_lines": len(data.train),
@@ -164,6 +166,8 @@ def build_trainer(req: TrainRequest):
             trainer.settings.oversample_rare = req.oversample_rare
         if req.pair_context_weight is not None:
             trainer.settings.pair_context_weight = req.pair_context_weight
+        if req.style_augment is not None:
+            trainer.settings.style_augment = req.style_augment
         trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
     return trainer
 

@@ -23,6 +23,7 @@ from engine.handwriting.dataset import Sequences
 from engine.handwriting.model import HandwritingNet, ModelConfig, mixture_nll
 from engine.handwriting.oversampling import rare_character_repeats
 from engine.handwriting.preprocessing import Normalizer
+from engine.handwriting.style_augmentation import StyleJitter, draw_style, restyle
 from engine.training_support import StepLoop, StopRequest, optimizer_to_bf16, optimizer_to_fp32, torch_save_atomic
 
 
@@ -39,6 +40,9 @@ class TrainSettings:
     oversample_rare: int = 1  # lines with rare characters appear up to this many times per epoch (1: off)
     # the loss weight of a joined pair's first line (1: as any line; 0: the pair teaches only its continuation)
     pair_context_weight: float = 1.0
+    # style augmentation (engine.handwriting.style_augmentation): spread of each sequence's random width,
+    # height and slant, as a multiple of StyleJitter's defaults (0: off)
+    style_augment: float = 0.0
 
 
 @dataclass
@@ -52,9 +56,18 @@ class Batch:
         return Batch(*(t.to(device) for t in (self.inputs, self.targets, self.mask, self.chars)))
 
 
-def collate(seqs: Sequences, index: list[int] | np.ndarray, context_weight: float = 1.0) -> Batch:
-    """A padded batch; ``context_weight`` weighs the loss on joined pairs' first lines (Sequences.context)."""
+def collate(
+    seqs: Sequences,
+    index: list[int] | np.ndarray,
+    context_weight: float = 1.0,
+    restyle_with: tuple[list[np.ndarray], Normalizer] | None = None,
+) -> Batch:
+    """A padded batch; ``context_weight`` weighs the loss on joined pairs' first lines (Sequences.context);
+    ``restyle_with``: (one 2x2 style matrix per sequence, the data's normaliser) for style augmentation."""
     strokes = [seqs.strokes[i] for i in index]
+    if restyle_with is not None:
+        matrices, normalizer = restyle_with
+        strokes = [restyle(s, m, normalizer) for s, m in zip(strokes, matrices, strict=True)]
     chars = [seqs.chars[i] for i in index]
     B, T, U = len(index), max(len(s) for s in strokes), max(len(c) for c in chars)
     targets = np.zeros((B, T, 3), np.float32)
@@ -146,6 +159,7 @@ class Trainer(StepLoop):
                 "learning_rate": self.settings.learning_rate,
                 "oversample_rare": self.settings.oversample_rare,
                 "pair_context_weight": self.settings.pair_context_weight,
+                "style_augment": self.settings.style_augment,
                 "device": str(self.device),
                 "data": self.data_summary,
             },
@@ -180,6 +194,7 @@ class Trainer(StepLoop):
         self.settings.batch_size = saved.get("batch_size", self.settings.batch_size)
         self.settings.oversample_rare = saved.get("oversample_rare", self.settings.oversample_rare)
         self.settings.pair_context_weight = saved.get("pair_context_weight", self.settings.pair_context_weight)
+        self.settings.style_augment = saved.get("style_augment", self.settings.style_augment)
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -197,13 +212,22 @@ class Trainer(StepLoop):
 
     def train_step(self, index: np.ndarray) -> float:
         self.model.train()
-        batch = collate(self.train_set, index, self.settings.pair_context_weight).to(self.device)
+        styles = self.styles_for(index)
+        batch = collate(self.train_set, index, self.settings.pair_context_weight, styles).to(self.device)
         total, points = self.loss(batch, clip=True)
         self.optimizer.zero_grad(set_to_none=True)
         (total / points).backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_norm)
         self.optimizer.step()
         return float(total.detach()) / len(index)
+
+    def styles_for(self, index: np.ndarray) -> tuple[list[np.ndarray], Normalizer] | None:
+        """This step's random styles, one per sequence (fixed by seed and step: resuming redraws the same)."""
+        if self.settings.style_augment <= 0:
+            return None
+        rng = np.random.default_rng([self.settings.seed, self.state.step, 0x5717E])
+        jitter = StyleJitter().scaled(self.settings.style_augment)
+        return [draw_style(rng, jitter) for _ in index], self.normalizer
 
     @torch.no_grad()
     def validate(self, index: np.ndarray | None = None, batch_size: int = 32) -> tuple[float, float]:

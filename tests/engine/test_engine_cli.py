@@ -213,22 +213,24 @@ def test_a_run_started_from_a_model_counts_that_models_steps(small_iam, tmp_path
     assert training["earlier_steps"] == first_steps > 0 and training["step"] >= 1
 
 
-def test_oversampling_and_the_pair_context_weight_are_kept_on_resume(small_iam, tmp_path, capsys):
+def test_oversampling_pair_context_weight_and_style_augmentation_are_kept_on_resume(small_iam, tmp_path, capsys):
     pytest.importorskip("torch")
     import torch
 
     tiny = ["--hidden", "8", "--layers", "2", "--mixtures", "2", "--window", "2", "--batch-size", "2"]
     common = ["--data", str(small_iam.folder), "--device", "cpu", "--no-progress", "--threads", "1"]
     run = tmp_path / "run"
-    start = ["--oversample-rare", "3", "--pair-lines", "--pair-context-weight", "0.25", "--steps", "2"]
+    start = ["--oversample-rare", "3", "--pair-lines", "--pair-context-weight", "0.25", "--style-augment", "0.5"]
+    start += ["--steps", "2"]
     assert main(["train", "handwriting", *tiny, *common, "--run-dir", str(run), *start]) == 0
-    # no --oversample-rare or --pair-context-weight: the checkpoint's
+    # no --oversample-rare, --pair-context-weight or --style-augment: the checkpoint's
     resume = ["--resume", str(run / "last.pt"), "--pair-lines", "--steps", "1"]
     assert main(["train", "handwriting", *common, "--run-dir", str(run), *resume]) == 0
     capsys.readouterr()
     saved = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert saved["settings"]["oversample_rare"] == 3 and saved["meta"]["training"]["oversample_rare"] == 3
     assert saved["settings"]["pair_context_weight"] == 0.25
+    assert saved["settings"]["style_augment"] == 0.5 and saved["meta"]["training"]["style_augment"] == 0.5
 
 
 def test_models_lists_both_kinds(capsys):
