@@ -11,7 +11,8 @@ than the unprimed output is. Last line: ``closer=<lowest of the three fractions>
 
 ``--units native`` keeps each writer's own size (the paper's setting) instead of the app's normalised letter
 height; ``--target next-line`` has the model write the text of the same writer's next line and compares with
-that line, so that both sides write the same letters. Besides the counts it prints, per measure, how well the
+that line, so that both sides write the same letters; ``--skip-writers 30`` takes the next writers instead (a
+choice made by the first 30 is checked on others). Besides the counts it prints, per measure, how well the
 output follows the prime across writers (correlation and slope) and its typical offset.
 """
 
@@ -58,19 +59,21 @@ def measure_offsets(offsets: np.ndarray, text: str) -> StyleMetrics:
     return StyleMetrics.measure(flip_y(offsets_to_strokes(offsets, pen_down_at_start=False)), text)
 
 
-def writer_lines(data: str, writers: int, target: str, writer: HandwritingWriter):
-    """(line id, text, strokes, next line's (text, strokes) or None) for the first ``writers`` testset_v forms."""
+def writer_lines(data: str, writers: int, target: str, writer: HandwritingWriter, skip: int = 0):
+    """(line id, text, strokes, next line's (text, strokes) or None) for ``writers`` testset_v forms, after the
+    first ``skip`` (another set of writers: a check that a choice made on the first ones holds)."""
     if target == "prime":
-        return [(*line, None) for line in iam_pen_lines(data, "testset_v", writers, one_per_form=True)]
+        lines = iam_pen_lines(data, "testset_v", skip + writers, one_per_form=True)[skip:]
+        return [(*line, None) for line in lines]
     if target == "prime-text":  # the prime's own line is the target: the model writes its text again
         lines = iam_pen_lines(data, "testset_v", 10**6, one_per_form=True)
-        usable = [line for line in lines if not writer.alphabet.unknown(line[1])][:writers]
+        usable = [line for line in lines if not writer.alphabet.unknown(line[1])][skip : skip + writers]
         return [(line_id, text, strokes, (text, strokes)) for line_id, text, strokes in usable]
     forms: dict[str, list] = {}
     for line_id, text, strokes in iam_pen_lines(data, "testset_v", 10**6):
         if not writer.alphabet.unknown(text):
             forms.setdefault(line_id.rsplit("-", 1)[0], []).append((line_id, text, strokes))
-    chosen = [lines[:2] for lines in forms.values() if len(lines) >= 2][:writers]
+    chosen = [lines[:2] for lines in forms.values() if len(lines) >= 2][skip : skip + writers]
     return [(a[0], a[1], a[2], (b[1], b[2])) for a, b in chosen]
 
 
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data", default=os.environ.get("PENWRIGHT_IAM_ONDB", str(REPO.parent / "shared" / "data" / "iam-ondb"))
     )
     parser.add_argument("--writers", type=int, default=30)
+    parser.add_argument("--skip-writers", type=int, default=0, help="start after this many writers (another set)")
     parser.add_argument("--bias", type=float, default=0.75)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="write each text this many times (one batch)")
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     owns: list[StyleMetrics] = []
     outs: list[StyleMetrics] = []
-    for line_id, text, strokes, target in writer_lines(args.data, args.writers, args.target, writer):
+    for line_id, text, strokes, target in writer_lines(args.data, args.writers, args.target, writer, args.skip_writers):
         prime = prime_from_strokes(strokes, text, writer.convention, writer.alphabet)
         prime_height = letter_height([s[:, :2] for s in strokes])
         if args.units == "native":  # undo the app's size normalisation: the writer's own letter height
