@@ -23,7 +23,7 @@ from engine.handwriting.preprocessing import Normalizer
 @dataclass(frozen=True)
 class StyleJitter:
     """Spreads of the random style per sequence: log-normal width and height factors, a shear (tan of the
-    added slant). ``scale`` multiplies all three; 0 turns augmentation off."""
+    added slant). :meth:`scaled` multiplies all three; scaled by 0, every draw is the identity."""
 
     width: float = 0.15  # std of log(x factor): about +-15% wider or narrower
     height: float = 0.10  # std of log(y factor)
@@ -46,9 +46,6 @@ def draw_style(rng: np.random.Generator, jitter: StyleJitter) -> np.ndarray:
 
 def restyle(normalized: np.ndarray, matrix: np.ndarray, normalizer: Normalizer) -> np.ndarray:
     """A normalised (T, 3) sequence written with ``matrix`` applied to its raw offsets (pen state kept)."""
-    mean = np.asarray(normalizer.mean, np.float64)
-    std = np.asarray(normalizer.std, np.float64)
-    raw = normalized[:, :2].astype(np.float64) * std + mean
-    out = np.array(normalized, dtype=np.float32, copy=True)
-    out[:, :2] = ((raw @ matrix.T - mean) / std).astype(np.float32)
-    return out
+    raw = normalizer.denormalize(normalized)
+    raw[:, :2] = raw[:, :2] @ matrix.T
+    return normalizer.normalize(raw)
