@@ -71,6 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "same way throughout (S: the spread, 1 = about 15%% width, 10%% height, 7 degrees; default 0: off; on "
         "resume, the checkpoint's): style varies more between sequences, so priming must copy it",
     )
+    hw.add_argument(
+        "--weight-noise",
+        type=float,
+        metavar="STD",
+        help="add Gaussian noise of this standard deviation to every weight matrix at each step (a regulariser, "
+        "the fixed kind of Graves 2013's weight noise); the shipped network's weights are about 0.07 RMS (default 0: "
+        "off; on resume, the checkpoint's)",
+    )
     hw.add_argument("--minutes", type=float, help="stop after this much wall time")
     hw.add_argument("--steps", type=int, help="stop after this many more steps")
     hw.add_argument("--batch-size", type=int, help="lines per batch (default 32; on resume, the checkpoint's)")
@@ -216,6 +224,7 @@ def _train(args: argparse.Namespace) -> int:
         oversample_rare=args.oversample_rare,
         pair_context_weight=args.pair_context_weight,
         style_augment=args.style_augment,
+        weight_noise=args.weight_noise,
         minutes=args.minutes,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -29,6 +29,7 @@ class TrainRequest:
     oversample_rare: int | None = None  # lines with rare characters up to this many times per epoch; None: 1
     pair_context_weight: float | None = None  # loss weight of a pair's first line; None: 1 (or the checkpoint's)
     style_augment: float | None = None  # spread of random per-sequence styles; None: 0 (or the checkpoint's)
+    weight_noise: float | None = None  # std of the weights' training noise; None: 0 (or the checkpoint's)
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None  # default 32; on resume, the checkpoint's unless given
@@ -133,6 +134,7 @@ def build_trainer(req: TrainRequest):
         oversample_rare=req.oversample_rare or 1,
         pair_context_weight=1.0 if req.pair_context_weight is None else req.pair_context_weight,
         style_augment=req.style_augment or 0.0,
+        weight_noise=req.weight_noise or 0.0,
     )
     summary = {
         "train_lines": len(data.train),
@@ -168,6 +170,8 @@ def build_trainer(req: TrainRequest):
             trainer.settings.pair_context_weight = req.pair_context_weight
         if req.style_augment is not None:
             trainer.settings.style_augment = req.style_augment
+        if req.weight_noise is not None:
+            trainer.settings.weight_noise = req.weight_noise
         trainer.settings.learning_rate = trainer.optimizer.param_groups[0]["lr"]
     return trainer
 

@@ -43,6 +43,10 @@ class TrainSettings:
     # style augmentation (engine.handwriting.style_augmentation): spread of each sequence's random width,
     # height and slant, as a multiple of StyleJitter's defaults (0: off)
     style_augment: float = 0.0
+    # weight noise (Graves 2013 regularises with it; this is the fixed kind, not the adaptive): the standard
+    # deviation of Gaussian noise added to every weight matrix for each step's loss and gradient; the update
+    # applies to the clean weights
+    weight_noise: float = 0.0
 
 
 @dataclass
@@ -160,6 +164,7 @@ class Trainer(StepLoop):
                 "oversample_rare": self.settings.oversample_rare,
                 "pair_context_weight": self.settings.pair_context_weight,
                 "style_augment": self.settings.style_augment,
+                "weight_noise": self.settings.weight_noise,
                 "device": str(self.device),
                 "data": self.data_summary,
             },
@@ -195,6 +200,7 @@ class Trainer(StepLoop):
         self.settings.oversample_rare = saved.get("oversample_rare", self.settings.oversample_rare)
         self.settings.pair_context_weight = saved.get("pair_context_weight", self.settings.pair_context_weight)
         self.settings.style_augment = saved.get("style_augment", self.settings.style_augment)
+        self.settings.weight_noise = saved.get("weight_noise", self.settings.weight_noise)
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -214,12 +220,38 @@ class Trainer(StepLoop):
         self.model.train()
         styles = self.styles_for(index)
         batch = collate(self.train_set, index, self.settings.pair_context_weight, styles).to(self.device)
+        noise = self.add_weight_noise()
         total, points = self.loss(batch, clip=True)
         self.optimizer.zero_grad(set_to_none=True)
         (total / points).backward()
+        self.remove_weight_noise(noise)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_norm)
         self.optimizer.step()
         return float(total.detach()) / len(index)
+
+    def noisy_weights(self) -> list[torch.nn.Parameter]:
+        """The weight matrices that weight noise perturbs (biases stay exact, as in Graves' networks)."""
+        return [p for p in self.model.parameters() if p.dim() >= 2]
+
+    @torch.no_grad()
+    def add_weight_noise(self) -> list[torch.Tensor]:
+        """Perturb the weights for this step (drawn from (seed, step): resume redraws the same); returns the
+        noise so that :meth:`remove_weight_noise` restores the clean weights before the update."""
+        if self.settings.weight_noise <= 0:
+            return []
+        seed = int(np.random.SeedSequence([self.settings.seed, self.state.step, 0x401]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        noise = []
+        for weight in self.noisy_weights():
+            n = torch.randn(weight.shape, generator=generator).mul_(self.settings.weight_noise).to(weight.device)
+            weight.add_(n)
+            noise.append(n)
+        return noise
+
+    @torch.no_grad()
+    def remove_weight_noise(self, noise: list[torch.Tensor]) -> None:
+        for weight, n in zip(self.noisy_weights(), noise, strict=False):
+            weight.sub_(n)
 
     def styles_for(self, index: np.ndarray) -> tuple[list[np.ndarray], Normalizer] | None:
         """This step's random styles, one per sequence (fixed by seed and step: resuming redraws the same)."""

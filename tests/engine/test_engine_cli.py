@@ -213,7 +213,7 @@ def test_a_run_started_from_a_model_counts_that_models_steps(small_iam, tmp_path
     assert training["earlier_steps"] == first_steps > 0 and training["step"] >= 1
 
 
-def test_oversampling_pair_context_weight_and_style_augmentation_are_kept_on_resume(small_iam, tmp_path, capsys):
+def test_oversampling_pair_weight_style_augmentation_and_weight_noise_are_kept_on_resume(small_iam, tmp_path, capsys):
     pytest.importorskip("torch")
     import torch
 
@@ -221,9 +221,9 @@ def test_oversampling_pair_context_weight_and_style_augmentation_are_kept_on_res
     common = ["--data", str(small_iam.folder), "--device", "cpu", "--no-progress", "--threads", "1"]
     run = tmp_path / "run"
     start = ["--oversample-rare", "3", "--pair-lines", "--pair-context-weight", "0.25", "--style-augment", "0.5"]
-    start += ["--steps", "2"]
+    start += ["--weight-noise", "0.01", "--steps", "2"]
     assert main(["train", "handwriting", *tiny, *common, "--run-dir", str(run), *start]) == 0
-    # no --oversample-rare, --pair-context-weight or --style-augment: the checkpoint's
+    # no --oversample-rare, --pair-context-weight, --style-augment or --weight-noise: the checkpoint's
     resume = ["--resume", str(run / "last.pt"), "--pair-lines", "--steps", "1"]
     assert main(["train", "handwriting", *common, "--run-dir", str(run), *resume]) == 0
     capsys.readouterr()
@@ -231,6 +231,7 @@ def test_oversampling_pair_context_weight_and_style_augmentation_are_kept_on_res
     assert saved["settings"]["oversample_rare"] == 3 and saved["meta"]["training"]["oversample_rare"] == 3
     assert saved["settings"]["pair_context_weight"] == 0.25
     assert saved["settings"]["style_augment"] == 0.5 and saved["meta"]["training"]["style_augment"] == 0.5
+    assert saved["settings"]["weight_noise"] == 0.01 and saved["meta"]["training"]["weight_noise"] == 0.01
 
 
 def test_models_lists_both_kinds(capsys):
