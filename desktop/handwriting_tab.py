@@ -4,6 +4,7 @@ written, rewrite a line, set up the page and export it."""
 from __future__ import annotations
 
 import random
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
@@ -547,8 +548,10 @@ class HandwritingTab(QWidget):
         self._rewriting = index
         self.view.restart_line(index)
         self.set_status(f"Writing line {index + 1} again (seed {seed})…")
+        # without a style, a page of several lines is in the hand invented for its seed: the line keeps it
+        page_seed = self._result.seed if prime is None and len(texts) > 1 else None
         self.runner.submit(
-            write_job,
+            partial(write_job, page_seed=page_seed),
             self._writer,
             [texts[index]],
             self._result.bias,

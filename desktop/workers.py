@@ -169,15 +169,23 @@ def write_job(
     seed: int | None,
     prime: Prime | None = None,
     chunk_steps: int = 16,
+    page_seed: int | None = None,
 ) -> Generator[WriteProgress, None, WriteResult]:
     """Stream the writer's chunks as stroke updates; engine errors come out as :class:`JobError`.
 
     With a ``prime`` (a style) the network first reads the user's handwriting, then continues in it; a
-    primed line starts with the pen up, as the engine's own strokes do.
+    primed line starts with the pen up, as the engine's own strokes do. Without one, a page of several lines is
+    written in one hand the network invents for the seed (the engine's ``page_prime``), as one person writes;
+    ``page_seed``: these lines belong to a page of several written with that seed (a line written again), so
+    they take that page's hand.
     """
     try:
         started = time.perf_counter()
         clean, per_line_notices = writer.prepare(texts)
+        styled = prime is not None
+        if prime is None and page_seed is not None:
+            prime = writer.invented_hand(page_seed, bias)
+        prime = writer.page_prime(clean, prime, True, seed, bias)
         notices = sorted({n for ns in per_line_notices for n in ns})
         builders = [LineStrokes(pen_down_at_start=prime is None) for _ in clean]
         stopped_by_window = np.zeros(len(clean), bool)
@@ -211,7 +219,7 @@ def write_job(
                 tuple(writer.normalizer.std),
             )
         return WriteResult(
-            clean, lines, bias, seed, notices, capped, seconds, primed=prime is not None, recording=recording
+            clean, lines, bias, seed, notices, capped, seconds, primed=styled, recording=recording
         )
     except Exception as exc:  # GeneratorExit (cancellation) is a BaseException and passes through
         raise JobError(readable_error(exc)) from exc

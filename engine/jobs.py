@@ -50,6 +50,9 @@ class GenerationRequest:
     prime: Prime | None = None  # or a ready priming sequence (a style wins when both are given)
     chunk_steps: int = 16
     record: bool = False  # keep the window (attention) weights and mixture parameters of every step
+    # without a style or prime, write several lines in one hand the network invents for the seed, as a page by
+    # one person (HandwritingWriter.invented_hand); False: every line a new unprimed sample
+    one_hand: bool = True
     writer: HandwritingWriter | None = None  # an already loaded writer, else one is loaded in the job:
     model_path: str | Path | None = None  # (the shipped model when None)
     backend: str = "auto"
@@ -173,6 +176,7 @@ class GenerationJob:
         taken = np.zeros(B)
         by_window = np.zeros(B, bool)
         finished = False
+        prime = writer.page_prime(clean, prime, request.one_hand, request.seed, request.bias)
         for chunk in writer.stream(
             clean, request.bias, request.seed, prime, chunk_steps=request.chunk_steps, record=request.record
         ):

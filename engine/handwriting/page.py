@@ -460,7 +460,9 @@ def write_pages(
 
 
 def _write_wrapped(writer, wrapped: list[str], bias, seed, **write_kwargs):
-    """Write the non-blank lines as one batch; None stands for a blank line."""
+    """Write the non-blank lines as one batch, in one hand (without a style, one the network invents for the
+    seed); None stands for a blank line."""
     content = [t for t in wrapped if t]
+    write_kwargs.setdefault("one_hand", True)
     lines = iter(writer.write(content, bias=bias, seed=seed, **write_kwargs) if content else [])
     return [next(lines) if t else None for t in wrapped]

@@ -21,6 +21,9 @@ from engine.handwriting.preprocessing import Normalizer, points_to_offsets
 from engine.handwriting.sampling import Chunk, MixtureParams, PrimedState, generate, prime_state, stream
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
+# What the network writes to invent a hand for a page without a style (see HandwritingWriter.invented_hand).
+HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the network adds after the word
+HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
 
 
 def shipped_model_path(kind: str = "synthesis") -> Path:
@@ -120,6 +123,30 @@ class HandwritingWriter:
             self._primed = (key, state)
         return self._primed[1]
 
+    def invented_hand(self, seed: int | None, bias: float) -> Prime:
+        """A hand the network invents for ``seed``: a short sample of its own writing, unprimed, to prime the lines
+        of a page without a style. Unprimed, every line is a new random writer (its own slant, size and pace);
+        primed with one sample, the page reads as written by one person, and its lines keep one pace, so the
+        batch does not wait on one slow line. The same seed invents the same hand."""
+        text = HAND_TEXT
+        if self.alphabet.unknown(text):  # a model that cannot write it: the first letters it can
+            text = "".join(c for c in self.alphabet.characters if c.isalpha())[:4] or self.alphabet.characters[:4]
+        line = None
+        for attempt in range(HAND_TRIES):
+            entropy = [seed, attempt, 0x4A4D]
+            sub_seed = None if seed is None else int(np.random.SeedSequence(entropy).generate_state(1)[0])
+            line = self.write([text], bias, sub_seed)[0]
+            if line.stopped_by_window:
+                break
+        return Prime(line.offsets, line.text)
+
+    def page_prime(self, texts: list[str], prime: Prime | None, one_hand: bool, seed, bias: float) -> Prime | None:
+        """The prime a batch of ``texts`` is written with: ``prime``, or with ``one_hand`` and none given, an
+        :meth:`invented_hand` for several lines (the synthesis network only: the prediction network reads no text)."""
+        if prime is None and one_hand and len(texts) > 1 and self.stepper.synthesis:
+            return self.invented_hand(seed, bias)
+        return prime
+
     def _arguments(self, texts: list[str], prime: Prime | None):
         clean, notices = self.prepare(texts)
         chars = [self.alphabet.encode(t) for t in clean]
@@ -134,12 +161,15 @@ class HandwritingWriter:
         prime: Prime | None = None,
         chunk_steps: int = 16,
         record: bool = False,
+        one_hand: bool = False,
     ) -> Iterator[Chunk]:
         """Chunks of pen steps for every line as they are produced (the UI draws them at once).
 
-        Notices about the text (mapped typography, rare characters) come from :meth:`prepare`.
+        Notices about the text (mapped typography, rare characters) come from :meth:`prepare`. ``one_hand``:
+        without a prime, several lines are written in one :meth:`invented_hand` (as a page is).
         A writer runs one job at a time: it is not meant to be shared between threads.
         """
+        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         _, _, chars, prime_kwargs = self._arguments(texts, prime)
         yield from stream(
             self.stepper,
@@ -160,7 +190,10 @@ class HandwritingWriter:
         seed: int | None = None,
         prime: Prime | None = None,
         record: bool = False,
+        one_hand: bool = False,
     ) -> list[WrittenLine]:
+        """Write ``texts`` as one batch (``one_hand``: as in :meth:`stream`)."""
+        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         clean, notices, chars, prime_kwargs = self._arguments(texts, prime)
         result = generate(
             self.stepper,

@@ -100,6 +100,13 @@ def test_one_line_is_rewritten_and_the_others_stay(qtbot, tab, tmp_path) -> None
         len(a) == len(b) and np.array_equal(a, b) for a, b in zip(after.lines[1], before.lines[1], strict=False)
     )
     assert "line 2 again" in tab.status_text and tab.view.line_count == 3
+    # no style: the line is written again in the hand the page's seed invented, not in a new one
+    writer = tab._writer
+    hand = writer.invented_hand(before.seed, before.bias)
+    again = writer.write(["cab"], bias=before.bias, seed=777, prime=hand)[0].strokes
+    assert len(again) == len(after.lines[1])
+    for a, b in zip(after.lines[1], again, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
     # a saved page remembers the rewritten line, and opening it writes the same page again
     path = tmp_path / "page.penwright.json"
     tab.save_page(path)

@@ -35,7 +35,7 @@ def loop_strokes(text: str) -> list[np.ndarray]:
 
 
 def test_streamed_job_gives_the_same_strokes_as_write(writer):
-    written = writer.write(TEXTS, bias=0.5, seed=3)
+    written = writer.write(TEXTS, bias=0.5, seed=3, one_hand=True)  # a job writes a page in one hand
     seen: list = []
     job = GenerationJob(GenerationRequest(TEXTS, bias=0.5, seed=3, chunk_steps=5, writer=writer), on_chunk=seen.append)
     lines = job.start().result(timeout=30)
@@ -61,7 +61,9 @@ def test_progress_rises_to_one_and_callbacks_run(writer):
 
 
 def test_recorded_attention_and_mixture_parameters(writer):
-    lines = GenerationJob(GenerationRequest(TEXTS[:2], seed=2, record=True, writer=writer)).start().result(timeout=30)
+    # unprimed lines (one_hand off): the window spans the line's own text (primed, the prime's text comes first)
+    request = GenerationRequest(TEXTS[:2], seed=2, record=True, writer=writer, one_hand=False)
+    lines = GenerationJob(request).start().result(timeout=30)
     for line in lines:
         steps = len(line.offsets)
         assert line.window.shape == (steps, len(line.text) + 1)
@@ -125,4 +127,4 @@ def test_jobs_sharing_a_writer_take_turns(writer):
     results = [job.result(timeout=60) for job in jobs]
     for a, b in zip(results[0], results[1], strict=True):
         np.testing.assert_array_equal(a.offsets, b.offsets)
-    np.testing.assert_array_equal(results[2][0].offsets, writer.write(TEXTS, seed=6)[0].offsets)
+    np.testing.assert_array_equal(results[2][0].offsets, writer.write(TEXTS, seed=6, one_hand=True)[0].offsets)

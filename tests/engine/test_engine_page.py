@@ -236,7 +236,8 @@ class FakeWriter:
         self.chars_per_step = 1 / 6
         self.calls = []
 
-    def write(self, texts, bias=0.0, seed=None):
+    def write(self, texts, bias=0.0, seed=None, one_hand=False):
+        assert one_hand  # a page is written in one hand
         self.calls.append(list(texts))
         return [SimpleNamespace(text=t, strokes=synthetic_line(len(t))[0]) for t in texts]
 
