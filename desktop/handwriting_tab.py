@@ -318,7 +318,10 @@ class HandwritingTab(QWidget):
         elif name:
             self.style_hint.setText("Writes in your style; raise Neatness to clean up your handwriting.")
         else:
-            self.style_hint.setText("Make a style from your own handwriting in the My handwriting tab.")
+            self.style_hint.setText(
+                "The network invents a hand for each seed (Another variation: another hand). "
+                "Make a style from your own handwriting in the My handwriting tab."
+            )
 
     def _busy_changed(self, busy: bool) -> None:
         self.progress.setVisible(busy)

@@ -218,9 +218,7 @@ def write_job(
                 tuple(writer.normalizer.mean),
                 tuple(writer.normalizer.std),
             )
-        return WriteResult(
-            clean, lines, bias, seed, notices, capped, seconds, primed=styled, recording=recording
-        )
+        return WriteResult(clean, lines, bias, seed, notices, capped, seconds, primed=styled, recording=recording)
     except Exception as exc:  # GeneratorExit (cancellation) is a BaseException and passes through
         raise JobError(readable_error(exc)) from exc
 
