@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--style", help="prime with a preset (e.g. 'Penwright neat') or a style file, as the app does")
     parser.add_argument("--pangrams", action="store_true", help="write pangrams (rare letters) instead of testset_v")
+    parser.add_argument(
+        "--one-hand",
+        action="store_true",
+        help="without --style: write each batch as the app writes a page without a style, in one hand the network "
+        "invents for the batch's seed (default: every line an independent unprimed sample)",
+    )
     args = parser.parse_args(argv)
     writer = HandwritingWriter.load(args.model, backend=args.backend)
     prime = None
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(0, len(sentences), args.batch):
-            lines = writer.write(sentences[i : i + args.batch], bias=args.bias, seed=i, prime=prime)
+            batch = sentences[i : i + args.batch]
+            lines = writer.write(batch, bias=args.bias, seed=i, prime=prime, one_hand=args.one_hand)
             stopped += [line.stopped_by_window for line in lines]
             lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
     seconds = time.perf_counter() - start
