@@ -24,6 +24,7 @@ MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwrit
 # What the network writes to invent a hand for a page without a style (see HandwritingWriter.invented_hand).
 HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the network adds after the word
 HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
+HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
 
 
 def shipped_model_path(kind: str = "synthesis") -> Path:
@@ -89,6 +90,7 @@ class HandwritingWriter:
         self.convention: str = model.meta["convention"]
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
         self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
+        self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
@@ -127,7 +129,11 @@ class HandwritingWriter:
         """A hand the network invents for ``seed``: a short sample of its own writing, unprimed, to prime the lines
         of a page without a style. Unprimed, every line is a new random writer (its own slant, size and pace);
         primed with one sample, the page reads as written by one person, and its lines keep one pace, so the
-        batch does not wait on one slow line. The same seed invents the same hand."""
+        batch does not wait on one slow line. The same seed invents the same hand (remembered: a page written
+        again, or one of its lines, does not invent it anew)."""
+        key = (seed, float(bias))
+        if seed is not None and key in self._hands:
+            return self._hands[key]
         text = HAND_TEXT
         if self.alphabet.unknown(text):  # a model that cannot write it: the first letters it can
             text = "".join(c for c in self.alphabet.characters if c.isalpha())[:4] or self.alphabet.characters[:4]
@@ -138,7 +144,16 @@ class HandwritingWriter:
             line = self.write([text], bias, sub_seed)[0]
             if line.stopped_by_window:
                 break
-        return Prime(line.offsets, line.text)
+        hand = Prime(line.offsets, line.text)
+        if seed is not None:
+            self._hands[key] = hand
+            while len(self._hands) > HANDS_KEPT:
+                self._hands.pop(next(iter(self._hands)))
+        return hand
+
+    def forget_hands(self) -> None:
+        """Forget the invented hands (benchmarks that time inventing one)."""
+        self._hands.clear()
 
     def page_prime(self, texts: list[str], prime: Prime | None, one_hand: bool, seed, bias: float) -> Prime | None:
         """The prime a batch of ``texts`` is written with: ``prime``, or with ``one_hand`` and none given, an

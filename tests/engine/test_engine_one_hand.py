@@ -54,3 +54,17 @@ def test_a_job_without_a_style_writes_its_lines_in_one_hand_by_default(writer):
         np.testing.assert_allclose(got.offsets, want.offsets, atol=1e-5)
     independent = GenerationRequest(TEXTS, bias=0.5, seed=4, writer=writer, one_hand=False)
     assert not any(line.primed for line in GenerationJob(independent).start().result(timeout=60))
+
+
+def test_an_invented_hand_is_remembered_by_seed_and_bias(writer, monkeypatch):
+    writer.forget_hands()
+    first = writer.invented_hand(21, 0.5)
+    calls = []
+    original = writer.write
+    monkeypatch.setattr(writer, "write", lambda *a, **k: calls.append(a) or original(*a, **k))
+    assert writer.invented_hand(21, 0.5) is first and calls == []  # remembered: nothing written
+    writer.invented_hand(21, 1.0)  # another bias, another hand
+    assert len(calls) >= 1
+    writer.forget_hands()
+    again = writer.invented_hand(21, 0.5)
+    assert again is not first and np.array_equal(again.offsets, first.offsets)  # invented anew, the same
