@@ -3,6 +3,7 @@
 writer = HandwritingWriter.load()                  # the shipped synthesis network
 lines = writer.write(["Hello world"], bias=1.0, seed=7)
 lines[0].strokes                                    # list of (n, 2) arrays, sensor units, y up
+page = writer.write(["Dear Anna,", "thank you"], bias=1.0, seed=7, one_hand=True)  # one invented hand for all
 """
 
 from __future__ import annotations
