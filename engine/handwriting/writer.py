@@ -158,8 +158,8 @@ class HandwritingWriter:
 
     def page_prime(self, texts: list[str], prime: Prime | None, one_hand: bool, seed, bias: float) -> Prime | None:
         """The prime a batch of ``texts`` is written with: ``prime``, or with ``one_hand`` and none given, an
-        :meth:`invented_hand` for several lines (the synthesis network only: the prediction network reads no text)."""
-        if prime is None and one_hand and len(texts) > 1 and self.stepper.synthesis:
+        :meth:`invented_hand` for several lines."""
+        if prime is None and one_hand and len(texts) > 1:
             return self.invented_hand(seed, bias)
         return prime
 
