@@ -14,7 +14,9 @@ The model is copied to a temporary folder and exported to ONNX there when it has
   without a style (as the app writes such a page: in one hand the network invents for the seed, the time to
   invent it included) and primed with the app's default style (the preset "Penwright neat");
   ``--independent-lines`` adds pages whose lines are independent unprimed samples (a new writer per line);
-* (each writing figure is the fastest of ``--repeats`` identical runs);
+  each page and its lines one by one are timed once, back to back, so the machine's slow spells (this VM's
+  one-stream rate moves by a third between runs) fall on both sides of the ratio;
+* (the one-stream figure is the fastest of ``--repeats`` identical runs);
 * time to the first streamed chunk (16 steps) with a warm engine and a cached primed style;
 * engine start time: a fresh process importing the engine and loading the model with the ONNX backend.
 
@@ -74,34 +76,36 @@ def points_of(lines) -> int:
     return sum(len(line.offsets) for line in lines)
 
 
-def page_rates(writer, pages: int, repeats: int, prime=None, one_hand: bool = True) -> tuple[float, float, float]:
-    """(points/s writing PAGE as one batch over ``pages`` seeds, points/s writing its lines one by one, the
-    longest line's share of a page's time: mean / longest line length, averaged over the pages).
+def page_rates(writer, pages: int, prime=None, one_hand: bool = True) -> tuple[float, float, float]:
+    """(points/s writing PAGE as one batch, points/s writing the same lines one by one, the longest line's share
+    of a page's time: mean / longest line length, averaged over the pages), over ``pages`` seeds.
 
-    Without a ``prime`` the lines are written as the app writes a page without a style: in one hand the network
-    invents for the seed (``one_hand``; inventing it is timed with the page), or with ``one_hand=False`` as
-    independent unprimed samples. One by one, the lines are written in the same hand (invented once)."""
+    Each seed's page and its ten lines one by one are timed back to back, each once, so that a slow spell on a
+    busy machine falls on both sides of the ratio rather than on one. Without a ``prime`` the lines are written
+    as the app writes a page without a style: in one hand the network invents for the seed (``one_hand``;
+    inventing it is timed on both sides: once with the page, once before the lines one by one), or with
+    ``one_hand=False`` as independent unprimed samples."""
     if prime is not None:
         writer.primed_state(prime)  # cached, as the app's engine has it before a page starts
-    points, seconds, fill = 0, 0.0, []
+    batch_points = single_points = 0
+    batch_s = single_s = 0.0
+    fill = []
     for seed in range(2, 2 + pages):
-
-        def page(seed=seed):
-            writer.forget_hands()  # a first page at this seed: inventing its hand is timed
-            return writer.write(PAGE, bias=1.0, seed=seed, prime=prime, one_hand=one_hand)
-
-        lines, took = best_of(repeats, page)
-        points, seconds = points + points_of(lines), seconds + took
+        writer.forget_hands()  # a first page at this seed: inventing its hand is timed
+        t0 = time.perf_counter()
+        lines = writer.write(PAGE, bias=1.0, seed=seed, prime=prime, one_hand=one_hand)
+        batch_s += time.perf_counter() - t0
+        batch_points += points_of(lines)
         lengths = [len(line.offsets) for line in lines]
         fill.append(np.mean(lengths) / max(lengths))
 
-    def one_by_one():
         writer.forget_hands()
-        hand = writer.page_prime(PAGE, prime, one_hand, 10, 1.0)
-        return [line for i, text in enumerate(PAGE) for line in writer.write([text], 1.0, 10 + i, hand)]
-
-    lines, one_s = best_of(repeats, one_by_one)
-    return points / seconds, points_of(lines) / one_s, float(np.mean(fill))
+        t0 = time.perf_counter()
+        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)
+        singles = [line for i, text in enumerate(PAGE) for line in writer.write([text], 1.0, 100 * seed + i, hand)]
+        single_s += time.perf_counter() - t0
+        single_points += points_of(singles)
+    return batch_points / batch_s, single_points / single_s, float(np.mean(fill))
 
 
 def start_time(model: Path) -> tuple[float, float]:
@@ -166,12 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         single, single_s = best_of(args.repeats, lambda: writer.write([LINE], bias=1.0, seed=1))
         points_per_s = points_of(single) / single_s
 
-        page_repeats = min(args.repeats, 2)  # several pages already average out a slow run
-        batch_rate, one_rate, fill = page_rates(writer, args.pages, page_repeats)
+        batch_rate, one_rate, fill = page_rates(writer, args.pages)
         if args.independent_lines:
-            independent = page_rates(writer, args.pages, page_repeats, one_hand=False)
+            independent = page_rates(writer, args.pages, one_hand=False)
         style = load_style_or_preset(DEFAULT_STYLE).prime(writer.convention, writer.alphabet)
-        styled_rate, styled_one_rate, styled_fill = page_rates(writer, args.pages, page_repeats, style)
+        styled_rate, styled_one_rate, styled_fill = page_rates(writer, args.pages, style)
 
         # a primed style: the model's own line as the prime, its state cached by the warm writer
         prime = Prime(single[0].offsets, single[0].text)
