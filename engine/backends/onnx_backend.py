@@ -281,6 +281,10 @@ class OnnxStepper:
         y, phi, st = self._run(x, text, st)
         return y, phi, (text, st)
 
+    def carried(self, state):
+        """The network's state without the batch's text (as :meth:`prime` returns it)."""
+        return state[1]
+
     def select(self, state, rows: np.ndarray):
         """Keep only batch rows ``rows`` (finished lines leave the batch)."""
         text, st = state

@@ -101,6 +101,10 @@ class TorchStepper:
         phi_np = phi[:, 0].cpu().numpy() if phi is not None else None
         return y[:, 0].cpu().numpy(), phi_np, (ch, st)
 
+    def carried(self, state):
+        """The network's state without the batch's text (as :meth:`prime` returns it)."""
+        return state[1]
+
     def select(self, state, rows: np.ndarray):
         """Keep only batch rows ``rows`` (finished lines leave the batch)."""
         ch, st = state

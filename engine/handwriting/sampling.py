@@ -41,6 +41,10 @@ class Stepper(Protocol):
         """x (B, 3) float32 -> (raw mixture outputs (B, 1+6M), window weights (B, U) or None, new state)."""
         ...
 
+    def carried(self, state):
+        """The network's part of a batch-1 ``state`` (what :meth:`prime` returns and :meth:`start` continues)."""
+        ...
+
 
 class SelectableStepper(Stepper, Protocol):
     """A stepper that can drop finished lines from a batch (optional: ``stream`` uses it when present)."""
@@ -203,6 +207,9 @@ class Chunk:
     stopped_by_window: np.ndarray  # (B,) bool: the window's stopping rule fired (not the length cap)
     window: list[np.ndarray] | None = None  # per line (n, U+1) window weights when recorded
     params: list[MixtureParams] | None = None
+    # With ``keep_state``, on the last chunk of a one-line batch: the network's state after reading every step
+    # but the last (which is ``PrimedState.last_input``): the line need not be read again to continue from it.
+    final_state: object | None = None
 
 
 @dataclass
@@ -210,6 +217,7 @@ class GenerationResult:
     offsets: list[np.ndarray]  # per line (T, 3) in sensor units, y up
     stopped_by_window: np.ndarray  # (B,) bool: False where the length cap ended the line
     window: list[np.ndarray] = field(default_factory=list)
+    final_state: object | None = None  # see Chunk.final_state
 
 
 def length_cap(n_chars: int, chars_per_step: float) -> int:
@@ -230,13 +238,17 @@ def stream(
     primed: PrimedState | None = None,
     record: bool = False,
     max_steps: int | None = None,
+    keep_state: bool = False,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
     ``primed`` (from :func:`prime_state`), or ``prime_inputs`` (T, 3) normalised strokes with their text
     ``prime_chars``: the network first reads someone's writing and then continues in its style (paper,
-    section 5.5); the prime's text comes before each line's text in the window.
+    section 5.5); the prime's text comes before each line's text in the window. ``keep_state`` (one line):
+    the last chunk carries the network's final state (:attr:`Chunk.final_state`).
     """
+    if keep_state and len(chars) != 1:
+        raise ValueError("keep_state needs a batch of one line")
     rng = rng if rng is not None else np.random.default_rng()
     B = len(chars)
     if B == 0:
@@ -292,7 +304,9 @@ def stream(
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
+    ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
+        before = state
         y, phi, state = stepper.step(x_in, state)
         if stepper.synthesis and phi is not None:
             # the window's focus: its largest weight among the line's characters and the position past them
@@ -316,6 +330,7 @@ def stream(
                 # With the pen already lifted the line ends here; otherwise the pen finishes its stroke first,
                 # so the last letter is not cut off.
                 done[fired[(x[fired, 2] > 0.5) & (taken[fired] > 0)]] = True
+                ended_unread = bool(done[0])
         compact = len(alive) < B
         drawn = sample_points(y, stepper.mixtures, bias, rng, alive if compact else None, B)
         np.clip(drawn[:, :2], low, high, out=drawn[:, :2])
@@ -368,7 +383,10 @@ def stream(
                 if record
                 else None
             )
-            yield Chunk(offsets, done.copy(), step, by_window.copy(), window, chunk_params)
+            final = None
+            if keep_state and all_done:  # the state that has read every step of the line but its last
+                final = stepper.carried(before if ended_unread else state)
+            yield Chunk(offsets, done.copy(), step, by_window.copy(), window, chunk_params, final)
             pending_window = [[] for _ in range(B)]
             pending_params = [[] for _ in range(B)]
 
@@ -387,12 +405,13 @@ def generate(
     parts: list[list[np.ndarray]] = [[] for _ in range(B)]
     windows: list[list[np.ndarray]] = [[] for _ in range(B)]
     by_window = np.zeros(B, bool)
+    final_state = None
     for chunk in stream(stepper, chars, normalizer, chars_per_step, bias, rng, **kwargs):
-        by_window = chunk.stopped_by_window
+        by_window, final_state = chunk.stopped_by_window, chunk.final_state
         for b in range(B):
             parts[b].append(chunk.offsets[b])
             if chunk.window is not None and len(chunk.window[b]):
                 windows[b].append(chunk.window[b])
     offsets = [np.concatenate(p) if p else np.zeros((0, 3), np.float32) for p in parts]
     window = [np.concatenate(w) for w in windows if w]
-    return GenerationResult(offsets, by_window, window)
+    return GenerationResult(offsets, by_window, window, final_state)

@@ -92,6 +92,7 @@ class HandwritingWriter:
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
         self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
         self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
+        self._hand_states: dict[str, PrimedState] = {}  # their states as written (by prime key), kept alike
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
@@ -118,13 +119,23 @@ class HandwritingWriter:
     def primed_state(self, prime: Prime) -> PrimedState:
         """The network's state after reading ``prime``: computed once, reused while the same prime comes back
         (a page of lines, or job after job in the same style)."""
-        prime_text = self.alphabet.prepare(prime.text).text + " "
-        offsets = np.ascontiguousarray(prime.offsets, np.float32)
-        key = hashlib.sha1(prime_text.encode() + offsets.tobytes() + str(offsets.shape).encode()).hexdigest()
+        key = self._prime_key(prime)
+        if key in self._hand_states:  # an invented hand: the network's state as it finished writing it
+            return self._hand_states[key]
         if self._primed is None or self._primed[0] != key:
-            state = prime_state(self.stepper, self.normalizer.normalize(offsets), self.alphabet.encode(prime_text))
+            offsets = self.normalizer.normalize(np.ascontiguousarray(prime.offsets, np.float32))
+            state = prime_state(self.stepper, offsets, self.alphabet.encode(self._prime_text(prime)))
             self._primed = (key, state)
         return self._primed[1]
+
+    def _prime_text(self, prime: Prime) -> str:
+        """The prime's text in the window: a word space follows it, before the text written next."""
+        return self.alphabet.prepare(prime.text).text + " "
+
+    def _prime_key(self, prime: Prime) -> str:
+        offsets = np.ascontiguousarray(prime.offsets, np.float32)
+        text = self._prime_text(prime).encode()
+        return hashlib.sha1(text + offsets.tobytes() + str(offsets.shape).encode()).hexdigest()
 
     def invented_hand(self, seed: int | None, bias: float) -> Prime:
         """A hand the network invents for ``seed``: a short sample of its own writing, unprimed, to prime the lines
@@ -138,23 +149,35 @@ class HandwritingWriter:
         text = HAND_TEXT
         if self.alphabet.unknown(text):  # a model that cannot write it: the first letters it can
             text = "".join(c for c in self.alphabet.characters if c.isalpha())[:4] or self.alphabet.characters[:4]
-        line = None
+        clean = self.alphabet.prepare(text).text
+        chars = [self.alphabet.encode(clean)]
         for attempt in range(HAND_TRIES):
             entropy = [seed, attempt, 0x4A4D]
             sub_seed = None if seed is None else int(np.random.SeedSequence(entropy).generate_state(1)[0])
-            line = self.write([text], bias, sub_seed)[0]
-            if line.stopped_by_window:
+            rng = np.random.default_rng(sub_seed)
+            result = generate(self.stepper, chars, self.normalizer, self.chars_per_step, bias, rng, keep_state=True)
+            if result.stopped_by_window[0]:
                 break
-        hand = Prime(line.offsets, line.text)
-        if seed is not None:
-            self._hands[key] = hand
-            while len(self._hands) > HANDS_KEPT:
-                self._hands.pop(next(iter(self._hands)))
+        hand = Prime(result.offsets[0], clean)
+        # The lines continue from the state the network finished the hand in (reading it again cost a page about
+        # a third of inventing it). The window then held the hand's text without the word space after it, which
+        # comes into view as the next line's text does.
+        last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
+        state = PrimedState(result.final_state, self.alphabet.encode(self._prime_text(hand)), last)
+        if seed is None:
+            self._primed = (self._prime_key(hand), state)
+            return hand
+        self._hands[key] = hand
+        self._hand_states[self._prime_key(hand)] = state
+        while len(self._hands) > HANDS_KEPT:
+            oldest = self._hands.pop(next(iter(self._hands)))
+            self._hand_states.pop(self._prime_key(oldest), None)
         return hand
 
     def forget_hands(self) -> None:
         """Forget the invented hands (benchmarks that time inventing one)."""
         self._hands.clear()
+        self._hand_states.clear()
 
     def page_prime(self, texts: list[str], prime: Prime | None, one_hand: bool, seed, bias: float) -> Prime | None:
         """The prime a batch of ``texts`` is written with: ``prime``, or with ``one_hand`` and none given, an

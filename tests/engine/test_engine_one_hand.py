@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.handwriting.writer import HandwritingWriter, Prime
+from engine.handwriting import writer as writer_module
+from engine.handwriting.sampling import prime_state
+from engine.handwriting.writer import HANDS_KEPT, HandwritingWriter, Prime
 from engine.jobs import GenerationJob, GenerationRequest
 
 TEXTS = ["abc cab", "ba ca", "cab"]
@@ -60,11 +62,35 @@ def test_an_invented_hand_is_remembered_by_seed_and_bias(writer, monkeypatch):
     writer.forget_hands()
     first = writer.invented_hand(21, 0.5)
     calls = []
-    original = writer.write
-    monkeypatch.setattr(writer, "write", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = writer_module.generate
+    monkeypatch.setattr(writer_module, "generate", lambda *a, **k: calls.append(a) or original(*a, **k))
     assert writer.invented_hand(21, 0.5) is first and calls == []  # remembered: nothing written
     writer.invented_hand(21, 1.0)  # another bias, another hand
     assert len(calls) >= 1
     writer.forget_hands()
     again = writer.invented_hand(21, 0.5)
     assert again is not first and np.array_equal(again.offsets, first.offsets)  # invented anew, the same
+
+
+def test_lines_continue_from_the_state_the_hand_was_written_in(writer):
+    writer.forget_hands()
+    hand = writer.invented_hand(8, 0.5)
+    kept = writer.primed_state(hand)
+    # the network's state as it finished the hand: what reading the hand with its own text (no word space
+    # after it yet) gives, so the page need not read the hand again
+    read = prime_state(writer.stepper, writer.normalizer.normalize(hand.offsets), writer.alphabet.encode(hand.text))
+    for name, value in read.state.items():
+        np.testing.assert_allclose(np.asarray(kept.state[name]), np.asarray(value), atol=1e-5, err_msg=name)
+    assert np.array_equal(kept.chars, writer.alphabet.encode(hand.text + " "))  # the word space follows in the window
+    np.testing.assert_allclose(kept.last_input, writer.normalizer.normalize(hand.offsets[-1:])[0], atol=1e-6)
+    copy = Prime(hand.offsets.copy(), hand.text)  # the same strokes from elsewhere (a saved style) share it
+    assert writer.primed_state(copy) is kept
+
+
+def test_only_the_remembered_hands_keep_their_states(writer):
+    writer.forget_hands()
+    hands = [writer.invented_hand(100 + i, 0.5) for i in range(HANDS_KEPT + 2)]
+    assert len(writer._hand_states) == HANDS_KEPT
+    assert writer.primed_state(hands[-1]) is writer._hand_states[writer._prime_key(hands[-1])]
+    writer.forget_hands()
+    assert writer._hand_states == {}

@@ -151,6 +151,23 @@ def test_priming_matches_the_torch_backend(writers):
         np.testing.assert_allclose(x.offsets[:100], y.offsets[:100], atol=1e-3, rtol=0)
 
 
+def test_a_page_in_an_invented_hand_matches_the_torch_backend(writers):
+    """Both backends continue from the state they finished the hand in (their own, kept, not read again)."""
+    torch_writer, onnx_writer = writers
+    hand_t, hand_o = torch_writer.invented_hand(4, 0.3), onnx_writer.invented_hand(4, 0.3)
+    np.testing.assert_allclose(hand_o.offsets, hand_t.offsets, atol=1e-3, rtol=0)
+    kept_o = onnx_writer.primed_state(hand_o)
+    read = prime_state(
+        onnx_writer.stepper, onnx_writer.normalizer.normalize(hand_o.offsets), onnx_writer.alphabet.encode(hand_o.text)
+    )
+    for key, value in read.state.items():
+        np.testing.assert_allclose(kept_o.state[key], value, atol=1e-5, err_msg=key)
+    a = torch_writer.write([LONG, "ab"], bias=0.3, seed=4, one_hand=True)
+    b = onnx_writer.write([LONG, "ab"], bias=0.3, seed=4, one_hand=True)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.offsets[:100], y.offsets[:100], atol=1e-3, rtol=0)
+
+
 def test_the_prediction_network_matches_the_torch_backend(prediction_npz):
     model = load_model_file(prediction_npz)
     torch_stepper = TorchStepper(model)

@@ -144,6 +144,9 @@ class ScriptedStepper:
             phi[b, self.lengths[b] if t >= self.fire_at[b] else 0] = 1.0
         return y, phi, t
 
+    def carried(self, t):
+        return t
+
 
 def test_lines_stop_by_the_window_rule_after_the_pen_lifts_or_at_the_length_cap():
     chars = [np.array([0, 1, 2]), np.array([0, 1]), np.array([2, 2, 1, 0]), np.array([1])]
@@ -166,6 +169,38 @@ def test_lines_stop_by_the_window_rule_after_the_pen_lifts_or_at_the_length_cap(
     assert [len(o) for o in result.offsets] == [4, 8, length_cap(4, cps), 8]
     capped = generate(ScriptedStepper([never] * 2, 3), chars[:2], Normalizer((0, 0), (1, 1)), cps, max_steps=7)
     assert [len(o) for o in capped.offsets] == [7, 7] and not capped.stopped_by_window.any()
+
+
+@pytest.mark.parametrize(("fire_at", "points"), [(5, 4), (8, 8)])  # the pen had just lifted / lifts later
+def test_a_kept_state_has_read_every_step_of_the_line_but_its_last(fire_at, points):
+    kept = generate(
+        ScriptedStepper([fire_at], 4), [np.array([0, 1])], Normalizer((0, 0), (1, 1)), 0.25, keep_state=True
+    )
+    # the scripted state counts the inputs read: the zero start and every point but the last, as priming reads
+    assert len(kept.offsets[0]) == points and kept.final_state == points
+    assert (
+        generate(ScriptedStepper([fire_at], 4), [np.array([0, 1])], Normalizer((0, 0), (1, 1)), 0.25).final_state
+        is None
+    )
+    with pytest.raises(ValueError, match="one line"):
+        generate(
+            ScriptedStepper([5, 5], 4),
+            [np.array([0]), np.array([1])],
+            Normalizer((0, 0), (1, 1)),
+            0.25,
+            keep_state=True,
+        )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_kept_state_is_the_state_reading_the_line_gives(writer, seed):
+    chars = [writer.alphabet.encode("abc ab")]
+    args = (writer.stepper, chars, writer.normalizer, writer.chars_per_step, 0.5, np.random.default_rng(seed))
+    kept = generate(*args, keep_state=True)
+    read = prime_state(writer.stepper, writer.normalizer.normalize(kept.offsets[0]), chars[0])
+    assert set(kept.final_state) == set(read.state)
+    for name, value in read.state.items():
+        np.testing.assert_allclose(np.asarray(kept.final_state[name]), np.asarray(value), atol=1e-5, err_msg=name)
 
 
 def test_length_cap_grows_with_text_and_pace():
