@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--validate-chars", type=int, default=20000, help="validation characters (0: none)")
+    tr.add_argument(
+        "--train-on-validation",
+        action="store_true",
+        help="train on the first 90%% (the validation slice too: nanoGPT's split, for comparing with its score); "
+        "nothing validates, so best.npz is the latest model: fix the steps or minutes in advance",
+    )
     tr.add_argument("--validate-minutes", type=float, default=5.0)
     tr.add_argument("--checkpoint-minutes", type=float, default=5.0)
     tr.add_argument("--no-progress", action="store_true")
@@ -130,6 +136,7 @@ def _train_text(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         validate_chars=args.validate_chars,
+        train_on_validation=args.train_on_validation,
         validate_minutes=args.validate_minutes,
         checkpoint_minutes=args.checkpoint_minutes,
         progress=not args.no_progress,

@@ -40,6 +40,10 @@ TERMS = {
 }
 
 
+def _bpc(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"  # a run on the first 90% has nothing to validate on
+
+
 def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     if not history:
         return "(no validation points recorded)\n"
@@ -47,7 +51,7 @@ def learning_curve_table(history: list[dict], rows: int = 12) -> str:
     for h in curve_points(history, rows):
         lines.append(
             f"| {h['step']} | {h['epoch']} | {h['wall_time_s'] / 60:.0f} | {h.get('train_bpc', float('nan')):.3f} "
-            f"| {h['validation_bpc']:.3f} |"
+            f"| {_bpc(h.get('validation_bpc'))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -84,6 +88,15 @@ def model_card(
     )
     fence = "`" * 3
     corpus = Path(str(data.get("source", "?"))).name
+    if data.get("validation_chars") == 0:  # --train-on-validation
+        split_text = (
+            f"{data.get('train_chars', '?')} characters for training (the first 90%, nanoGPT's split: no validation "
+            "slice), the last 10% held out"
+        )
+    else:
+        split_text = (
+            f"{data.get('train_chars', '?')} characters for training, the next 5% validate, the last 10% held out"
+        )
     return f"""# Text model: {name}
 
 A character-level LSTM language model: the paper's first experiment, and the half of Dream that invents
@@ -93,7 +106,7 @@ the text the handwriting network then writes.
 |---|---|
 | network | {network} |
 | vocabulary | {len(chars)} characters |
-| data | {corpus}: {data.get("train_chars", "?")} characters for training, the next 5% validate, the last 10% held out |
+| data | {corpus}: {split_text} |
 | training | {schedule} |
 | wall time | {training.get("wall_time_s", 0) / 60:.0f} minutes |
 | hardware | {hw} |
@@ -117,7 +130,7 @@ Temperature 0.8, seed 1, 400 characters (`penwright dream --model resources/mode
 
 ## Learning curve
 
-Bits per character on the first validation characters against wall time:
+Bits per character on the first validation characters (none for a run on the first 90%) against wall time:
 
 {learning_curve_table(history)}
 ## Terms of these weights

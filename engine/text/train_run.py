@@ -25,6 +25,7 @@ class TextTrainRequest:
     threads: int = 0
     device: str = "cpu"  # "auto": CUDA when torch sees it
     validate_chars: int = 20000
+    train_on_validation: bool = False  # the first 90% (nanoGPT's split); on resume, always the checkpoint's
     validate_minutes: float = 5.0
     checkpoint_minutes: float = 5.0
     progress: bool = True
@@ -40,12 +41,17 @@ def build_text_trainer(req: TextTrainRequest):
 
     if req.resume and req.init_from:
         raise ValueError("give either --resume (continue a run) or --init-from (start a run from a model), not both")
-    ckpt_meta = None
+    ckpt_meta, ckpt_settings = None, {}
     if req.resume:
-        ckpt_meta = torch.load(req.resume, map_location="cpu", weights_only=False)["meta"]
+        ckpt = torch.load(req.resume, map_location="cpu", weights_only=False)
+        ckpt_meta, ckpt_settings = ckpt["meta"], ckpt.get("settings", {})
     init = load_text_model(req.init_from) if req.init_from else None
     vocab = Vocabulary.from_dict(ckpt_meta["vocabulary"]) if ckpt_meta else (init.vocab if init else None)
     corpus = load_corpus(req.corpus, vocab)
+    # A run trains on one split from start to end: a resumed run keeps its own.
+    on_validation = bool(ckpt_settings.get("train_on_validation", False)) if req.resume else req.train_on_validation
+    if on_validation:
+        corpus = corpus.with_validation_trained()
     if ckpt_meta:
         config = TextConfig.from_dict(ckpt_meta["config"])
     elif init is not None:
@@ -64,7 +70,8 @@ def build_text_trainer(req: TextTrainRequest):
         seq_len=req.seq_len or 100,
         learning_rate=req.learning_rate or 2e-3,
         seed=req.seed,
-        validate_chars=req.validate_chars,
+        validate_chars=0 if on_validation else req.validate_chars,
+        train_on_validation=on_validation,
         validate_minutes=req.validate_minutes,
         checkpoint_minutes=req.checkpoint_minutes,
         threads=req.threads,

@@ -36,6 +36,7 @@ class TextTrainSettings:
     grad_norm: float = 5.0
     seed: int = 0
     validate_chars: int = 20000  # 0: no validation
+    train_on_validation: bool = False  # train on the first 90% (no validation): set when the corpus is built
     validate_minutes: float = 5.0
     checkpoint_minutes: float = 5.0
     threads: int = 0

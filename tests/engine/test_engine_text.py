@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from engine.cli import build_parser, main  # noqa: E402
-from engine.text.data import UnknownCharacters, Vocabulary, held_out_text, split_text  # noqa: E402
+from engine.text.data import UnknownCharacters, Vocabulary, held_out_text, load_corpus, split_text  # noqa: E402
 from engine.text.evaluation import score_ids  # noqa: E402
 from engine.text.model import TextConfig, TextNet, TorchTextStepper, build_text_network  # noqa: E402
 from engine.text.model_file import load_text_model  # noqa: E402
@@ -247,6 +247,27 @@ def test_a_run_can_start_from_a_model_file_with_its_vocabulary(tiny_text_model, 
         np.testing.assert_allclose(value.numpy(), model.weights[key], atol=1e-6)
     with pytest.raises(ValueError, match="either --resume"):
         build_text_trainer(TextTrainRequest(str(corpus), init_from=str(tiny_text_model), resume="x.pt"))
+
+
+def test_training_on_the_validation_slice_too_trains_on_the_first_90_percent(tmp_path):
+    from engine.text.train_run import TextTrainRequest, build_text_trainer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(markov_text(6000, seed=5), encoding="utf-8")
+    split = load_corpus(corpus)
+    args = {"run_dir": str(tmp_path / "run"), "layers": 1, "hidden": 8, "batch_size": 4, "seq_len": 20}
+    trainer = build_text_trainer(TextTrainRequest(str(corpus), train_on_validation=True, **args))
+    np.testing.assert_array_equal(trainer.corpus.train, np.concatenate([split.train, split.validation]))
+    np.testing.assert_array_equal(trainer.corpus.test, split.test)  # the held-out last 10% is untouched
+    assert len(trainer.corpus.validation) == 0 and trainer.settings.validate_chars == 0
+    trainer.run(steps=3, progress=False)
+    assert "validation_bpc" not in trainer.state.history[-1] and (tmp_path / "run" / "best.npz").exists()
+    assert trainer.meta()["training"]["data"]["validation_chars"] == 0
+    # a resumed run keeps its split, whatever the resuming command says
+    resumed = build_text_trainer(TextTrainRequest(str(corpus), resume=str(tmp_path / "run" / "last.pt"), **args))
+    assert len(resumed.corpus.train) == len(trainer.corpus.train) and resumed.settings.train_on_validation
+    plain = build_text_trainer(TextTrainRequest(str(corpus), **{**args, "run_dir": str(tmp_path / "plain")}))
+    assert len(plain.corpus.validation) == len(split.validation) and not plain.settings.train_on_validation
 
 
 def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
