@@ -300,6 +300,14 @@ def test_a_text_model_card_shows_score_curve_sample_and_terms(tiny_text_model):
     )
     assert "dynamic evaluation" in staged and "`bpc=0.9 nats_per_char=0.6 chars=9`" in staged
     assert "stage 1: 100 steps at lr 0.002; then, from its weights:" in staged
+    assert "the next 5% validate" in staged
+    meta = load_text_model(tiny_text_model).meta
+    data = {**meta["training"]["data"], "validation_chars": 0}  # a run with --train-on-validation
+    on_90 = {**meta, "training": {**meta["training"], "data": data}}
+    unvalidated = [{k: v for k, v in h.items() if k != "validation_bpc"} for h in history]
+    card_90 = model_card("shakespeare", on_90, rest[1], unvalidated, *rest[3:])
+    assert "the first 90%, nanoGPT's split" in card_90 and "the next 5% validate" not in card_90
+    assert "| 30 | 3 | 30 | 3.000 | - |" in card_90
 
 
 def test_gpu_burst_trains_scores_and_leaves_only_small_files(tmp_path, capsys):
