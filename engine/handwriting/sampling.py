@@ -239,13 +239,16 @@ def stream(
     record: bool = False,
     max_steps: int | None = None,
     keep_state: bool = False,
+    lookahead: int = 0,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
     ``primed`` (from :func:`prime_state`), or ``prime_inputs`` (T, 3) normalised strokes with their text
     ``prime_chars``: the network first reads someone's writing and then continues in its style (paper,
     section 5.5); the prime's text comes before each line's text in the window. ``keep_state`` (one line):
-    the last chunk carries the network's final state (:attr:`Chunk.final_state`).
+    the last chunk carries the network's final state (:attr:`Chunk.final_state`). ``lookahead``: the last so
+    many characters of every text are in the window's view but not written: a line ends when the window reaches
+    them (as a prime's word space is seen before the next line's text).
     """
     if keep_state and len(chars) != 1:
         raise ValueError("keep_state needs a batch of one line")
@@ -261,10 +264,15 @@ def stream(
     if prime_chars is not None:
         chars = [np.concatenate([prime_chars, c]) for c in chars]
     lengths = np.array([len(c) for c in chars])
+    if lookahead and (
+        lookahead < 0 or lengths.min() <= lookahead + (len(prime_chars) if prime_chars is not None else 0)
+    ):
+        raise ValueError("lookahead must leave every line something to write")
     # One extra padded position past the longest text: the stopping rule compares against it.
     padded = np.full((B, lengths.max() + 1), -1, np.int64)
     for b, c in enumerate(chars):
         padded[b, : len(c)] = c
+    lengths = lengths - lookahead  # from here on: the position just past each line's written text
     own_chars = lengths - (len(prime_chars) if prime_chars is not None else 0)
     caps = np.array([length_cap(n, chars_per_step) for n in own_chars])
     if max_steps is not None:

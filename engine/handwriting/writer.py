@@ -150,20 +150,22 @@ class HandwritingWriter:
         if self.alphabet.unknown(text):  # a model that cannot write it: the first letters it can
             text = "".join(c for c in self.alphabet.characters if c.isalpha())[:4] or self.alphabet.characters[:4]
         clean = self.alphabet.prepare(text).text
-        chars = [self.alphabet.encode(clean)]
+        # The window sees the word space that follows a prime (not written: lookahead), so the state the network
+        # finishes the hand in is the state reading the hand as a prime gives: the lines continue from it, and
+        # the hand is not read again (that cost a page about a third of inventing the hand).
+        chars = [self.alphabet.encode(clean + " ")]
         for attempt in range(HAND_TRIES):
             entropy = [seed, attempt, 0x4A4D]
             sub_seed = None if seed is None else int(np.random.SeedSequence(entropy).generate_state(1)[0])
             rng = np.random.default_rng(sub_seed)
-            result = generate(self.stepper, chars, self.normalizer, self.chars_per_step, bias, rng, keep_state=True)
+            result = generate(
+                self.stepper, chars, self.normalizer, self.chars_per_step, bias, rng, keep_state=True, lookahead=1
+            )
             if result.stopped_by_window[0]:
                 break
         hand = Prime(result.offsets[0], clean)
-        # The lines continue from the state the network finished the hand in (reading it again cost a page about
-        # a third of inventing it). The window then held the hand's text without the word space after it, which
-        # comes into view as the next line's text does.
         last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
-        state = PrimedState(result.final_state, self.alphabet.encode(self._prime_text(hand)), last)
+        state = PrimedState(result.final_state, chars[0], last)
         if seed is None:
             self._primed = (self._prime_key(hand), state)
             return hand

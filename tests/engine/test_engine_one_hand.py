@@ -76,12 +76,13 @@ def test_lines_continue_from_the_state_the_hand_was_written_in(writer):
     writer.forget_hands()
     hand = writer.invented_hand(8, 0.5)
     kept = writer.primed_state(hand)
-    # the network's state as it finished the hand: what reading the hand with its own text (no word space
-    # after it yet) gives, so the page need not read the hand again
-    read = prime_state(writer.stepper, writer.normalizer.normalize(hand.offsets), writer.alphabet.encode(hand.text))
+    # the network's state as it finished the hand (its window seeing the word space that follows a prime): what
+    # reading the hand as a prime gives, so the page need not read the hand again
+    chars = writer.alphabet.encode(hand.text + " ")
+    read = prime_state(writer.stepper, writer.normalizer.normalize(hand.offsets), chars)
     for name, value in read.state.items():
         np.testing.assert_allclose(np.asarray(kept.state[name]), np.asarray(value), atol=1e-5, err_msg=name)
-    assert np.array_equal(kept.chars, writer.alphabet.encode(hand.text + " "))  # the word space follows in the window
+    assert np.array_equal(kept.chars, chars)
     np.testing.assert_allclose(kept.last_input, writer.normalizer.normalize(hand.offsets[-1:])[0], atol=1e-6)
     copy = Prime(hand.offsets.copy(), hand.text)  # the same strokes from elsewhere (a saved style) share it
     assert writer.primed_state(copy) is kept

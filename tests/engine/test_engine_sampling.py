@@ -203,6 +203,25 @@ def test_a_kept_state_is_the_state_reading_the_line_gives(writer, seed):
         np.testing.assert_allclose(np.asarray(kept.final_state[name]), np.asarray(value), atol=1e-5, err_msg=name)
 
 
+def test_lookahead_characters_are_seen_but_not_written():
+    """A line ends when the window reaches its lookahead (here: as if the text were one character shorter)."""
+
+    class OnTheLastCharacter(ScriptedStepper):
+        def start(self, chars, primed=None):
+            super().start(chars, primed)
+            self.lengths = self.lengths - 1  # the window jumps to the last character given, not past it
+            return 0
+
+    chars, norm = [np.array([0, 1, 2])], Normalizer((0, 0), (1, 1))
+    ahead = generate(OnTheLastCharacter([6], 4), chars, norm, 0.25, lookahead=1)
+    assert ahead.stopped_by_window[0]
+    assert len(ahead.offsets[0]) == 8  # the rule fired at step 6 on position 2, then the pen lifted at step 8
+    never = generate(OnTheLastCharacter([6], 4), chars, norm, 0.25)  # without: position 2 is a letter, not the end
+    assert not never.stopped_by_window[0]
+    with pytest.raises(ValueError, match="something to write"):
+        generate(ScriptedStepper([6], 4), [np.array([0])], norm, 0.25, lookahead=1)
+
+
 def test_length_cap_grows_with_text_and_pace():
     assert length_cap(10, 0.1) > length_cap(5, 0.1) > length_cap(5, 0.2)
     assert length_cap(0, 0.05) >= 20
