@@ -16,7 +16,7 @@ model's score on the held-out last 10%, as `penwright eval text` measures it). S
 
 Measured on an H200 (2026-11-28, docs/training.md "A GPU burst"): networks of 3x512 and 3x640 overfit tiny-shakespeare
 within 20 epochs and scored 1.66-1.70 nats per held-out character, worse than the CPU-trained 3x384 (1.6264), all
-trained on the first 85%; the shipped network's 1.4698 comes from training on the first 90% (``--train-on-validation``
+trained on the first 85%; the shipped network's 1.4234 comes from training on the first 90% (``--train-on-validation``
 in `penwright train text`; the burst has no such switch yet).
 """
 
