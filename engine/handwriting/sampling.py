@@ -240,6 +240,7 @@ def stream(
     max_steps: int | None = None,
     keep_state: bool = False,
     lookahead: int = 0,
+    ends_with_mark: np.ndarray | None = None,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
@@ -248,7 +249,10 @@ def stream(
     section 5.5); the prime's text comes before each line's text in the window. ``keep_state`` (one line):
     the last chunk carries the network's final state (:attr:`Chunk.final_state`). ``lookahead``: the last so
     many characters of every text are in the window's view but not written: a line ends when the window reaches
-    them (as a prime's word space is seen before the next line's text).
+    them (as a prime's word space is seen before the next line's text). ``ends_with_mark`` (B,) bool: lines whose
+    last character is written in one stroke (a full stop, a comma): such a line ends when the stroke that began
+    with the window on that character ends, before the window has moved past it (after a full stop the network
+    otherwise often begins a next letter, which the pen would then finish).
     """
     if keep_state and len(chars) != 1:
         raise ValueError("keep_state needs a batch of one line")
@@ -289,6 +293,9 @@ def stream(
     done = np.zeros(B, bool)
     finishing = np.zeros(B, bool)
     by_window = np.zeros(B, bool)
+    mark_end = np.zeros(B, bool) if ends_with_mark is None else np.asarray(ends_with_mark, bool)
+    any_mark = bool(mark_end.any())
+    on_mark = np.zeros(B, bool)  # the current stroke began with the window on the line's last character
     taken = np.zeros(B, int)
     pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
     pending_params: list[list[np.ndarray]] = [[] for _ in range(B)]
@@ -331,6 +338,9 @@ def stream(
                         pending_params[b] += [y_lead for _, y_lead, _ in lead_in[b]]
                         pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead in lead_in[b]]
             reached = focus == lengths_alive
+            if any_mark:
+                began = x[alive, 2] > 0.5  # the previous step lifted the pen: this step begins a stroke
+                on_mark[alive[began]] = focus[began] == lengths_alive[began] - 1
             fired = alive[reached & ~done[alive] & ~finishing[alive] & started[alive]] if reached.any() else ()
             if len(fired):
                 any_finishing = True
@@ -365,6 +375,11 @@ def stream(
                         pending_window[b].append(phi[i, : lengths[b] + 1])
         # A line ends once its window has finished and the pen lifts, or at its length cap: neither can
         # happen before the window first finishes or the shortest cap is reached (plain checks until then).
+        marked = active & on_mark & mark_end & (x[:, 2] > 0.5) if any_mark else None
+        if marked is not None and marked.any():  # the one stroke of a closing full stop or comma is done
+            by_window |= marked
+            any_finishing = True
+            done |= marked
         if any_finishing or step >= min_cap:
             done |= active & ((finishing & (x[:, 2] > 0.5)) | (taken >= caps))
             all_done = bool(done.all())

@@ -22,6 +22,8 @@ from engine.handwriting.preprocessing import Normalizer, points_to_offsets
 from engine.handwriting.sampling import Chunk, MixtureParams, PrimedState, generate, prime_state, stream
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
+# A line ending in one of these ends when its stroke does (see sampling.stream's ends_with_mark).
+SINGLE_STROKE_MARKS = ".,"
 # What the network writes to invent a hand for a page without a style (see HandwritingWriter.invented_hand).
 HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the network adds after the word
 HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
@@ -191,8 +193,10 @@ class HandwritingWriter:
     def _arguments(self, texts: list[str], prime: Prime | None):
         clean, notices = self.prepare(texts)
         chars = [self.alphabet.encode(t) for t in clean]
-        prime_kwargs = {"primed": self.primed_state(prime)} if prime is not None else {}
-        return clean, notices, chars, prime_kwargs
+        kwargs: dict = {"ends_with_mark": np.array([t[-1:] in SINGLE_STROKE_MARKS for t in clean])}
+        if prime is not None:
+            kwargs["primed"] = self.primed_state(prime)
+        return clean, notices, chars, kwargs
 
     def stream(
         self,
@@ -211,7 +215,7 @@ class HandwritingWriter:
         A writer runs one job at a time: it is not meant to be shared between threads.
         """
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
-        _, _, chars, prime_kwargs = self._arguments(texts, prime)
+        _, _, chars, line_kwargs = self._arguments(texts, prime)
         yield from stream(
             self.stepper,
             chars,
@@ -221,7 +225,7 @@ class HandwritingWriter:
             np.random.default_rng(seed),
             chunk_steps=chunk_steps,
             record=record,
-            **prime_kwargs,
+            **line_kwargs,
         )
 
     def write(
@@ -235,7 +239,7 @@ class HandwritingWriter:
     ) -> list[WrittenLine]:
         """Write ``texts`` as one batch (``one_hand``: as in :meth:`stream`)."""
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
-        clean, notices, chars, prime_kwargs = self._arguments(texts, prime)
+        clean, notices, chars, line_kwargs = self._arguments(texts, prime)
         result = generate(
             self.stepper,
             chars,
@@ -244,7 +248,7 @@ class HandwritingWriter:
             bias,
             np.random.default_rng(seed),
             record=record,
-            **prime_kwargs,
+            **line_kwargs,
         )
         lines = []
         for b, text in enumerate(clean):

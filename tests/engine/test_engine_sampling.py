@@ -222,6 +222,39 @@ def test_lookahead_characters_are_seen_but_not_written():
         generate(ScriptedStepper([6], 4), [np.array([0])], norm, 0.25, lookahead=1)
 
 
+class FocusScript:
+    """A fake network whose window's focus follows ``focus[t]`` and whose pen lifts at the steps in ``lifts``."""
+
+    mixtures = 1
+    synthesis = True
+
+    def __init__(self, focus: list[int], lifts: set[int]):
+        self.focus, self.lifts = focus, lifts
+
+    def start(self, chars, primed=None):
+        self.width = chars.shape[1]
+        return 0
+
+    def step(self, x, t):
+        t += 1
+        y = np.zeros((len(x), 7))
+        y[:, 0] = 30.0 if t in self.lifts else -30.0
+        phi = np.zeros((len(x), self.width))
+        phi[:, self.focus[min(t, len(self.focus)) - 1]] = 1.0
+        return y, phi, t
+
+
+def test_a_line_ending_in_a_full_stop_ends_with_the_stroke_begun_on_it():
+    """The window reaches the full stop (position 2) at step 4; the stroke begun at step 5 (after the lift at 4)
+    is the full stop's; after it, the network would begin a next letter before the window moves past the text."""
+    focus, lifts = [0, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3], {4, 6, 12}
+    chars, norm = [np.array([0, 1, 2])], Normalizer((0, 0), (1, 1))
+    marked = generate(FocusScript(focus, lifts), chars, norm, 0.25, ends_with_mark=np.array([True]))
+    assert len(marked.offsets[0]) == 6 and marked.offsets[0][-1, 2] == 1 and marked.stopped_by_window[0]
+    plain = generate(FocusScript(focus, lifts), chars, norm, 0.25)  # the stroke begun at 7 is finished, to 12
+    assert len(plain.offsets[0]) == 12 and plain.stopped_by_window[0]
+
+
 def test_length_cap_grows_with_text_and_pace():
     assert length_cap(10, 0.1) > length_cap(5, 0.1) > length_cap(5, 0.2)
     assert length_cap(0, 0.05) >= 20
