@@ -267,17 +267,16 @@ def stream(
     prime_chars = primed.chars if primed is not None else None
     if prime_chars is not None:
         chars = [np.concatenate([prime_chars, c]) for c in chars]
+    prime_length = len(prime_chars) if prime_chars is not None else 0
     lengths = np.array([len(c) for c in chars])
-    if lookahead and (
-        lookahead < 0 or lengths.min() <= lookahead + (len(prime_chars) if prime_chars is not None else 0)
-    ):
+    if lookahead < 0 or lengths.min() <= prime_length + lookahead:
         raise ValueError("lookahead must leave every line something to write")
     # One extra padded position past the longest text: the stopping rule compares against it.
     padded = np.full((B, lengths.max() + 1), -1, np.int64)
     for b, c in enumerate(chars):
         padded[b, : len(c)] = c
     lengths = lengths - lookahead  # from here on: the position just past each line's written text
-    own_chars = lengths - (len(prime_chars) if prime_chars is not None else 0)
+    own_chars = lengths - prime_length
     caps = np.array([length_cap(n, chars_per_step) for n in own_chars])
     if max_steps is not None:
         caps = np.minimum(caps, max_steps)
@@ -311,7 +310,6 @@ def stream(
     # After a prime the network first finishes the prime's last letter; a line starts with the stroke in
     # which the window moves on to the line's own text (or, should it never, after about three characters'
     # worth): the steps of that stroke so far wait in `since_lift` and lead the line's first chunk.
-    prime_length = len(prime_chars) if prime_chars is not None else 0
     started = np.full(B, prime_length == 0 or not stepper.synthesis)
     waited = np.zeros(B, int)
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))

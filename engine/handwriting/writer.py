@@ -167,12 +167,12 @@ class HandwritingWriter:
                 break
         hand = Prime(result.offsets[0], clean)
         last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
-        state = PrimedState(result.final_state, chars[0], last)
+        state, hand_key = PrimedState(result.final_state, chars[0], last), self._prime_key(hand)
         if seed is None:
-            self._primed = (self._prime_key(hand), state)
+            self._primed = (hand_key, state)
             return hand
         self._hands[key] = hand
-        self._hand_states[self._prime_key(hand)] = state
+        self._hand_states[hand_key] = state
         while len(self._hands) > HANDS_KEPT:
             oldest = self._hands.pop(next(iter(self._hands)))
             self._hand_states.pop(self._prime_key(oldest), None)

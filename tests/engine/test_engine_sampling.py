@@ -203,25 +203,6 @@ def test_a_kept_state_is_the_state_reading_the_line_gives(writer, seed):
         np.testing.assert_allclose(np.asarray(kept.final_state[name]), np.asarray(value), atol=1e-5, err_msg=name)
 
 
-def test_lookahead_characters_are_seen_but_not_written():
-    """A line ends when the window reaches its lookahead (here: as if the text were one character shorter)."""
-
-    class OnTheLastCharacter(ScriptedStepper):
-        def start(self, chars, primed=None):
-            super().start(chars, primed)
-            self.lengths = self.lengths - 1  # the window jumps to the last character given, not past it
-            return 0
-
-    chars, norm = [np.array([0, 1, 2])], Normalizer((0, 0), (1, 1))
-    ahead = generate(OnTheLastCharacter([6], 4), chars, norm, 0.25, lookahead=1)
-    assert ahead.stopped_by_window[0]
-    assert len(ahead.offsets[0]) == 8  # the rule fired at step 6 on position 2, then the pen lifted at step 8
-    never = generate(OnTheLastCharacter([6], 4), chars, norm, 0.25)  # without: position 2 is a letter, not the end
-    assert not never.stopped_by_window[0]
-    with pytest.raises(ValueError, match="something to write"):
-        generate(ScriptedStepper([6], 4), [np.array([0])], norm, 0.25, lookahead=1)
-
-
 class FocusScript:
     """A fake network whose window's focus follows ``focus[t]`` and whose pen lifts at the steps in ``lifts``."""
 
@@ -242,6 +223,20 @@ class FocusScript:
         phi = np.zeros((len(x), self.width))
         phi[:, self.focus[min(t, len(self.focus)) - 1]] = 1.0
         return y, phi, t
+
+
+def test_lookahead_characters_are_seen_but_not_written():
+    """A line ends when the window reaches its lookahead (here: as if the text were one character shorter)."""
+    # the window is on the first character, then from step 6 on the last one given (position 2)
+    focus, lifts = [0] * 5 + [2], set(range(4, 400, 4))
+    chars, norm = [np.array([0, 1, 2])], Normalizer((0, 0), (1, 1))
+    ahead = generate(FocusScript(focus, lifts), chars, norm, 0.25, lookahead=1)
+    assert ahead.stopped_by_window[0]
+    assert len(ahead.offsets[0]) == 8  # the rule fired at step 6 on position 2, then the pen lifted at step 8
+    never = generate(FocusScript(focus, lifts), chars, norm, 0.25)  # without: position 2 is a letter, not the end
+    assert not never.stopped_by_window[0]
+    with pytest.raises(ValueError, match="something to write"):
+        generate(FocusScript(focus, lifts), [np.array([0])], norm, 0.25, lookahead=1)
 
 
 def test_a_line_ending_in_a_full_stop_ends_with_the_stroke_begun_on_it():
@@ -373,30 +368,15 @@ def test_offsets_to_strokes_splits_at_pen_lifts():
     assert len(offsets_to_strokes(offsets, start=(10, 0), pen_down_at_start=False)[0]) == 2
 
 
-class PrimedScriptedStepper:
+class PrimedScriptedStepper(FocusScript):
     """A fake network read a prime: its window stays on the prime's text until step ``reach``, then moves on;
     the pen lifts every ``lift_every`` steps."""
 
-    mixtures = 1
-    synthesis = True
-
     def __init__(self, reach: int, prime_length: int, lift_every: int):
-        self.reach, self.prime_length, self.lift_every = reach, prime_length, lift_every
+        super().__init__([prime_length - 1] * (reach - 1) + [prime_length], set(range(lift_every, 10**4, lift_every)))
 
     def prime(self, inputs, chars):
         return "primed"
-
-    def start(self, chars, primed=None):
-        self.width = chars.shape[1]
-        return 0
-
-    def step(self, x, t):
-        t += 1
-        y = np.zeros((len(x), 7))
-        y[:, 0] = 30.0 if t % self.lift_every == 0 else -30.0
-        phi = np.zeros((len(x), self.width))
-        phi[:, self.prime_length - 1 if t < self.reach else self.prime_length] = 1.0
-        return y, phi, t
 
 
 @pytest.mark.parametrize("reach", [1, 12, 10**6])
