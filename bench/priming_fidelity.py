@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         "(every prime then has the same height); native: it keeps the writer's own size in IAM-OnDB's sensor "
         "units, the units the model was trained in (the paper's setting)",
     )
+    parser.add_argument(
+        "--match-style",
+        action="store_true",
+        help="primed output with the style's letter height, width and slant matched (HandwritingWriter."
+        "style_correction, measured on the prime's own text: --target prime or next-line write other texts)",
+    )
     args = parser.parse_args(argv)
 
     writer = HandwritingWriter.load(args.model, backend=args.backend)
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             own = measure_offsets(scaled(target_prime.offsets, factor), target_prime.text)
             lines_text = [target_prime.text] * len(texts)
             baseline = measure_lines(writer.write(lines_text, args.bias, args.seed))
-        primed = measure_lines(writer.write(lines_text, args.bias, args.seed, prime))
+        primed = measure_lines(writer.write(lines_text, args.bias, args.seed, prime, match_style=args.match_style))
         owns.append(own)
         outs.append(primed)
         row = [line_id]
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"model: {args.model}; bias {args.bias}; {len(texts)} lines per output; {n} testset_v writers (one form each); "
         f"prime units: {args.units}; compared with: {args.target}"
+        + ("; height, width and slant matched (style_correction)" if args.match_style else "")
     )
     print("distance to the prime: primed vs unprimed output (height, width: |log ratio|; slant: degrees)")
     print(f"{'line':16s}" + "".join(f"{m:>22s}" for m in MEASURES))

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QCheckBox,
     QColorDialog,
     QDoubleSpinBox,
     QFileDialog,
@@ -142,11 +143,19 @@ class HandwritingTab(QWidget):
         self.style_hint = QLabel()
         self.style_hint.setWordWrap(True)
         self.style_hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.match_check = QCheckBox("Match the style's size, width and slant")
+        self.match_check.setChecked(True)
+        self.match_check.setToolTip(
+            "The network follows a style's letter size, width and slant only part of the way. Checked, Penwright "
+            "measures how it writes the style's own text (once per style and neatness) and corrects the difference."
+        )
+        self.match_check.toggled.connect(self._match_toggled)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Style", self.style_picker)
         form.addRow("", self.style_hint)
+        form.addRow("", self.match_check)
         form.addRow("Neatness", bias_row)
         form.addRow("Seed", seed_row)
         self.pen_width_spin = QDoubleSpinBox()
@@ -312,7 +321,13 @@ class HandwritingTab(QWidget):
         if self._writer is not None and (self._result is not None or self._writing) and self.texts():
             self.write()
 
+    def _match_toggled(self) -> None:
+        """Write the page again with or without matching (as moving the Neatness slider does)."""
+        if self.style_name:
+            self._bias_moved()
+
     def _style_changed(self, name: str) -> None:
+        self.match_check.setEnabled(bool(name))
         if is_preset(name):
             self.style_hint.setText("A preset that ships with Penwright. Save your own in the My handwriting tab.")
         elif name:
@@ -347,6 +362,7 @@ class HandwritingTab(QWidget):
         # first start (nothing saved): the default preset, if the model can write it (see _model_loaded)
         self._style_by_default = not settings.settings().contains("write/style")
         self.style_picker.select(settings.read("write/style", DEFAULT_STYLE))
+        self.match_check.setChecked(settings.read_flag("write/match_style", True))
         self.pen_width_spin.setValue(settings.read("pen/width", DEFAULT_PEN_WIDTH, float))
         colour = QColor(settings.read("pen/colour", DEFAULT_INK))
         self.set_pen(self.pen_width_spin.value(), colour.name() if colour.isValid() else DEFAULT_INK)
@@ -362,6 +378,7 @@ class HandwritingTab(QWidget):
                 "write/bias": self.bias,
                 "write/seed": self.seed_spin.value(),
                 "write/style": self.style_name,
+                "write/match_style": self.match_check.isChecked(),
                 "pen/width": self.pen_width_spin.value(),
                 "pen/colour": self.pen_colour,
                 "page/document": PageDocument("", geometry=self.page_geometry).to_json(),
@@ -451,7 +468,7 @@ class HandwritingTab(QWidget):
         except ValueError:  # unknown characters: the job itself reports them
             self.job_started.emit(texts)
         self.runner.submit(
-            write_job,
+            partial(write_job, match_style=self.match_check.isChecked()),
             self._writer,
             texts,
             self.bias,
@@ -554,7 +571,7 @@ class HandwritingTab(QWidget):
         # without a style, a page of several lines is in the hand invented for its seed: the line keeps it
         page_seed = self._result.seed if prime is None and len(texts) > 1 else None
         self.runner.submit(
-            partial(write_job, page_seed=page_seed),
+            partial(write_job, page_seed=page_seed, match_style=self.match_check.isChecked()),
             self._writer,
             [texts[index]],
             self._result.bias,

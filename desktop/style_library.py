@@ -162,7 +162,8 @@ class StylePicker(QWidget):
         self.combo.setCurrentIndex(max(index, 0))
 
     def refresh(self, select: str | None = None) -> None:
-        keep = self.current if select is None else select
+        before = self.current
+        keep = before if select is None else select
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItem(NO_STYLE, "")
@@ -180,7 +181,7 @@ class StylePicker(QWidget):
         self.combo.setCurrentIndex(max(index, 0))
         self.combo.blockSignals(False)
         self._update_delete()
-        if self.current != keep:
+        if self.current != before:  # a newly saved style chosen, or the chosen one gone: listeners follow
             self.style_changed.emit(self.current)
 
     def delete_current(self) -> None:

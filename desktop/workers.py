@@ -170,6 +170,7 @@ def write_job(
     prime: Prime | None = None,
     chunk_steps: int = 16,
     page_seed: int | None = None,
+    match_style: bool = True,
 ) -> Generator[WriteProgress, None, WriteResult]:
     """Stream the writer's chunks as stroke updates; engine errors come out as :class:`JobError`.
 
@@ -177,7 +178,8 @@ def write_job(
     primed line starts with the pen up, as the engine's own strokes do. Without one, a page of several lines is
     written in one hand the network invents for the seed (the engine's ``page_prime``), as one person writes;
     ``page_seed``: these lines belong to a page of several written with that seed (a line written again), so
-    they take that page's hand.
+    they take that page's hand. ``match_style``: a style's letter height, width and slant are matched (the
+    engine's ``style_correction``; an invented hand is left as the network wrote it).
     """
     try:
         started = time.perf_counter()
@@ -192,7 +194,9 @@ def write_job(
         windows: list[list[np.ndarray]] = [[] for _ in clean]
         params: list[list[MixtureParams]] = [[] for _ in clean]
         offsets_so_far: list[list[np.ndarray]] = [[] for _ in clean]
-        stream = writer.stream(clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps, record=True)
+        stream = writer.stream(
+            clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps, record=True, match_style=match_style
+        )
         for chunk in stream:
             updates = []
             for i, offsets in enumerate(chunk.offsets):

@@ -53,6 +53,8 @@ class GenerationRequest:
     # without a style or prime, write several lines in one hand the network invents for the seed, as a page by
     # one person (HandwritingWriter.invented_hand); False: every line a new unprimed sample
     one_hand: bool = True
+    # with a style or prime: give the writing its letter height, width and slant (HandwritingWriter.style_correction)
+    match_style: bool = True
     writer: HandwritingWriter | None = None  # an already loaded writer, else one is loaded in the job:
     model_path: str | Path | None = None  # (the shipped model when None)
     backend: str = "auto"
@@ -178,7 +180,13 @@ class GenerationJob:
         finished = False
         prime = writer.page_prime(clean, prime, request.one_hand, request.seed, request.bias)
         for chunk in writer.stream(
-            clean, request.bias, request.seed, prime, chunk_steps=request.chunk_steps, record=request.record
+            clean,
+            request.bias,
+            request.seed,
+            prime,
+            chunk_steps=request.chunk_steps,
+            record=request.record,
+            match_style=request.match_style,
         ):
             by_window = chunk.stopped_by_window
             for b in range(B):

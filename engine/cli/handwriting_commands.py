@@ -148,6 +148,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="what the InkML style file says (needed when the file has no transcription annotation)",
     )
     write.add_argument(
+        "--match-style",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --style: give the writing the style's letter height, width and slant (measured once per style "
+        "and bias; the network alone follows them only part of the way); --no-match-style writes as primed",
+    )
+    write.add_argument(
         "--backend",
         choices=["auto", "onnx", "torch"],
         default="auto",
@@ -402,6 +409,7 @@ def _write(args: argparse.Namespace) -> int:
             straighten=not args.no_straighten,
             smooth=args.smooth_passes if args.smooth else 0,
             prime=prime,
+            match_style=args.match_style,
         )
     for notice in writer.notices:
         print(f"note: {notice}", file=sys.stderr)

@@ -31,14 +31,16 @@ def sample_sheet(
     seeds: list[int],
     scale: float = 0.16,
     prime: Prime | None = None,
+    match_style: bool = False,
 ) -> tuple[Image.Image, dict]:
     """Rows of (bias, seed, sentence) images with a label; returns the sheet and stopping statistics.
-    ``prime``: write primed with a style, as the app does (its presets prime every line)."""
+    ``prime``: write primed with a style, as the app does (its presets prime every line); ``match_style``: with
+    the style's size, width and slant matched, as the app does by default."""
     rows: list[tuple[str, Image.Image]] = []
     stopped, total = 0, 0
     for bias in biases:
         for seed in seeds:
-            lines = writer.write(sentences, bias=bias, seed=seed, prime=prime)
+            lines = writer.write(sentences, bias=bias, seed=seed, prime=prime, match_style=match_style)
             stopped += sum(line.stopped_by_window for line in lines)
             total += len(lines)
             for line in lines:
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--style", help="prime with a style, as the app writes: a preset's name (e.g. 'Penwright neat') or a style file"
     )
+    parser.add_argument(
+        "--match-style", action="store_true", help="with --style: its size, width and slant matched (as the app does)"
+    )
     args = parser.parse_args(argv)
     if args.prediction:
         buffer = io.BytesIO()
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.handwriting.styles import load_style_or_preset
 
         prime = load_style_or_preset(args.style).prime(writer.convention, writer.alphabet)
-    sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds, prime=prime)
+    sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds, prime, args.match_style)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)
     atomic_write_bytes(Path(args.output), buffer.getvalue())

@@ -70,7 +70,16 @@ def letter_height(strokes: list[np.ndarray]) -> float:
 
 def slant(strokes: list[np.ndarray]) -> float:
     """Mean angle from vertical (degrees, + leaning right) of the ink going down within 45 degrees of vertical."""
-    _, vecs = _segments(strokes)
+    return slant_of_segments(_segments(strokes)[1])
+
+
+def segment_vectors(strokes: list[np.ndarray]) -> np.ndarray:
+    """(n, 2) vectors of every segment inside the strokes (what :func:`slant_of_segments` measures)."""
+    return _segments(strokes)[1]
+
+
+def slant_of_segments(vecs: np.ndarray) -> float:
+    """:func:`slant` of segment vectors (y down): a linear map of the ink maps these, so re-measuring is cheap."""
     down = vecs[vecs[:, 1] > np.abs(vecs[:, 0])]  # y down: dy > |dx| is a near-vertical down-stroke
     if len(down) == 0:
         return 0.0

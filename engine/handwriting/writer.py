@@ -20,6 +20,7 @@ from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
 from engine.handwriting.sampling import Chunk, MixtureParams, PrimedState, generate, prime_state, stream
+from engine.handwriting.style_matching import StyleCorrection, correction_between, measured
 
 MODEL_FILES = {"synthesis": "handwriting-synthesis.npz", "prediction": "handwriting-prediction.npz"}
 # A line ending in one of these ends when its stroke does (see sampling.stream's ends_with_mark).
@@ -28,6 +29,11 @@ SINGLE_STROKE_MARKS = ".,"
 HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the network adds after the word
 HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
 HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
+# Matching a style's proportions (engine.handwriting.style_matching): the style's own text is written this many
+# times, as one batch with a fixed seed, to measure how the network writes in that style.
+MATCH_SAMPLES = 6
+MATCH_SEED = 0x5717
+CORRECTIONS_KEPT = 32
 
 
 def shipped_model_path(kind: str = "synthesis") -> Path:
@@ -95,6 +101,7 @@ class HandwritingWriter:
         self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
         self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
         self._hand_states: dict[str, PrimedState] = {}  # their states as written (by prime key), kept alike
+        self._corrections: dict[tuple[str, float], StyleCorrection] = {}  # by (prime key, bias)
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
@@ -178,6 +185,22 @@ class HandwritingWriter:
             self._hand_states.pop(self._prime_key(oldest), None)
         return hand
 
+    def style_correction(self, prime: Prime, bias: float) -> StyleCorrection:
+        """The correction that gives writing in ``prime``'s style its letter height, width and slant (measured once per
+        style and bias, then remembered). An invented hand is the network's own: it needs none."""
+        key = self._prime_key(prime)
+        if key in self._hand_states:
+            return StyleCorrection()
+        cache_key = (key, round(float(bias), 3))
+        if cache_key not in self._corrections:
+            text = self.alphabet.prepare(prime.text).text
+            target = measured([(offsets_to_strokes(prime.offsets, pen_down_at_start=False), text)])
+            lines = self.write([text] * MATCH_SAMPLES, bias, MATCH_SEED, prime)
+            self._corrections[cache_key] = correction_between(target, [(line.strokes, line.text) for line in lines])
+            while len(self._corrections) > CORRECTIONS_KEPT:
+                self._corrections.pop(next(iter(self._corrections)))
+        return self._corrections[cache_key]
+
     def forget_hands(self) -> None:
         """Forget the invented hands (benchmarks that time inventing one)."""
         self._hands.clear()
@@ -207,16 +230,19 @@ class HandwritingWriter:
         chunk_steps: int = 16,
         record: bool = False,
         one_hand: bool = False,
+        match_style: bool = False,
     ) -> Iterator[Chunk]:
         """Chunks of pen steps for every line as they are produced (the UI draws them at once).
 
         Notices about the text (mapped typography, rare characters) come from :meth:`prepare`. ``one_hand``:
         without a prime, several lines are written in one :meth:`invented_hand` (as a page is).
+        ``match_style``: with a prime, its letter height, width and slant are matched (:meth:`style_correction`).
         A writer runs one job at a time: it is not meant to be shared between threads.
         """
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
+        correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
         _, _, chars, line_kwargs = self._arguments(texts, prime)
-        yield from stream(
+        chunks = stream(
             self.stepper,
             chars,
             self.normalizer,
@@ -227,6 +253,13 @@ class HandwritingWriter:
             record=record,
             **line_kwargs,
         )
+        mean, std = self.normalizer.mean, self.normalizer.std
+        for chunk in chunks:
+            if not correction.is_identity:
+                chunk.offsets = [correction.apply(o) for o in chunk.offsets]
+                if chunk.params is not None:  # what the network predicted, as the corrected writing sees it
+                    chunk.params = [correction.apply_to_params(p, mean, std) for p in chunk.params]
+            yield chunk
 
     def write(
         self,
@@ -236,9 +269,11 @@ class HandwritingWriter:
         prime: Prime | None = None,
         record: bool = False,
         one_hand: bool = False,
+        match_style: bool = False,
     ) -> list[WrittenLine]:
-        """Write ``texts`` as one batch (``one_hand``: as in :meth:`stream`)."""
+        """Write ``texts`` as one batch (``one_hand``, ``match_style``: as in :meth:`stream`)."""
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
+        correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
         clean, notices, chars, line_kwargs = self._arguments(texts, prime)
         result = generate(
             self.stepper,
@@ -255,7 +290,12 @@ class HandwritingWriter:
             window = result.window[b] if record and b < len(result.window) else None
             lines.append(
                 WrittenLine(
-                    text, result.offsets[b], bool(result.stopped_by_window[b]), notices[b], window, prime is not None
+                    text,
+                    correction.apply(result.offsets[b]),
+                    bool(result.stopped_by_window[b]),
+                    notices[b],
+                    window,
+                    prime is not None,
                 )
             )
         return lines

@@ -26,10 +26,13 @@ def test_unknown_stored_values_fall_back_to_defaults() -> None:
 def test_bias_seed_and_style_survive_a_restart(qtbot, tab, tiny_synthesis_model) -> None:
     tab.bias_slider.setValue(140)
     tab.seed_spin.setValue(4242)
+    assert tab.match_check.isChecked()  # matching a style's proportions is on until the user turns it off
+    tab.match_check.setChecked(False)
     tab.shutdown()
     again = HandwritingTab(tiny_synthesis_model)
     qtbot.addWidget(again)
     assert again.bias == 1.4 and again.seed_spin.value() == 4242 and again.style_name == ""
+    assert not again.match_check.isChecked()  # stored as the text "false" in the ini file
     again.shutdown()
 
 

@@ -58,6 +58,8 @@ def test_a_saved_style_appears_in_the_pickers_and_is_chosen(panel, styled_tab) -
     assert style.cached_prime is not None  # checked against the loaded model and ready to use
     assert styled_tab.style_picker.names() == ["Mine"] and styled_tab.style_name == "Mine"
     assert panel.picker.names() == ["Mine"]
+    # the tab follows the newly chosen style (its hint and the matching switch), not only its picker
+    assert "Writes in your style" in styled_tab.style_hint.text() and styled_tab.match_check.isEnabled()
 
 
 def test_writing_with_a_style_primes_the_writer(qtbot, panel, styled_tab, tiny_synthesis_model) -> None:
@@ -71,12 +73,23 @@ def test_writing_with_a_style_primes_the_writer(qtbot, panel, styled_tab, tiny_s
 
     writer = HandwritingWriter.load(tiny_synthesis_model)
     prime = load_named_style("Mine").prime(writer.convention, writer.alphabet)
-    expected = writer.write(["ba cab"], bias=styled_tab.bias, seed=5, prime=prime)[0].strokes
-    assert len(primed.lines[0]) == len(expected)
-    for got, want in zip(primed.lines[0], expected, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+    def same_as(result, match_style: bool) -> None:
+        expected = writer.write(["ba cab"], bias=styled_tab.bias, seed=5, prime=prime, match_style=match_style)
+        assert len(result.lines[0]) == len(expected[0].strokes)
+        for got, want in zip(result.lines[0], expected[0].strokes, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+    assert styled_tab.match_check.isChecked() and styled_tab.match_check.isEnabled()
+    same_as(primed, match_style=True)  # the style's size, width and slant matched, by default
+    assert not writer.style_correction(prime, styled_tab.bias).is_identity
+    styled_tab.match_check.setChecked(False)
+    write_and_wait(qtbot, styled_tab, "ba cab")
+    same_as(styled_tab.result, match_style=False)
+    styled_tab.match_check.setChecked(True)
 
     styled_tab.style_picker.select("")
+    assert not styled_tab.match_check.isEnabled()  # nothing to match without a style
     write_and_wait(qtbot, styled_tab, "ba cab")
     plain = styled_tab.result
     assert plain is not None and not plain.primed

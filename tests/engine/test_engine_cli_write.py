@@ -139,11 +139,24 @@ def test_style_file_primes_the_writing(write_args, style_file, tiny_synthesis_mo
     assert code == 0, err
     writer = HandwritingWriter.load(tiny_synthesis_model)
     prime = load_style(style_file).prime(writer.convention, writer.alphabet)
-    pages, lines = write_pages(writer, "abc ab", PageGeometry.from_options(), 0.75, 3, prime=prime)
+    pages, lines = write_pages(writer, "abc ab", PageGeometry.from_options(), 0.75, 3, prime=prime, match_style=True)
     assert lines[0].primed
     assert path_count(tmp_path / "styled.svg") == sum(len(p.strokes) for p in pages)
     assert run_write(capsys, *write_args("plain.svg"))[0] == 0
     assert (tmp_path / "plain.svg").read_bytes() != (tmp_path / "styled.svg").read_bytes()
+
+
+@pytest.mark.parametrize("flag, matched", [((), True), (("--no-match-style",), False), (("--match-style",), True)])
+def test_a_style_is_matched_unless_asked_not_to(write_args, style_file, capsys, monkeypatch, flag, matched):
+    pytest.importorskip("torch")
+    from engine.handwriting import page
+
+    seen = []
+    real = page.write_pages
+    monkeypatch.setattr(page, "write_pages", lambda *a, **k: seen.append(k["match_style"]) or real(*a, **k))
+    code, _, err = run_write(capsys, *write_args("x.svg", "--style", str(style_file), *flag))
+    assert code == 0, err
+    assert seen == [matched]
 
 
 def test_inkml_style_with_its_transcription(write_args, capsys, tmp_path):

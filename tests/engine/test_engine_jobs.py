@@ -116,7 +116,7 @@ def test_a_style_primes_once_and_the_state_is_reused(writer, monkeypatch):
     assert len(calls) == 1
     assert all(line.primed for line in first + second)
     prime = style.prime(writer.convention, writer.alphabet)
-    written = writer.write(TEXTS, seed=4, prime=Prime(prime.offsets, prime.text))
+    written = writer.write(TEXTS, seed=4, prime=Prime(prime.offsets, prime.text), match_style=True)
     assert len(calls) == 1
     for a, b in zip(first, written, strict=True):
         np.testing.assert_array_equal(a.offsets, b.offsets)
