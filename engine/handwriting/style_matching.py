@@ -87,12 +87,13 @@ class StyleCorrection:
 
 
 def measured(lines: list[tuple[list[np.ndarray], str]]) -> StyleMetrics | None:
-    """Mean style measures of y-up strokes with their texts (None without ink to measure)."""
+    """Median style measures of y-up strokes with their texts (None without ink to measure). The median: one
+    line in a dozen that the network botches (a stray stroke twice the letter height) must not move the style."""
     ms = [StyleMetrics.measure(flip_y(strokes), text) for strokes, text in lines if strokes]
     ms = [m for m in ms if m.width > 0 and np.isfinite(m.slant)]
     if not ms:
         return None
-    return StyleMetrics(*(float(np.mean([getattr(m, f) for m in ms])) for f in ("height", "slant", "width")))
+    return StyleMetrics(*(float(np.median([getattr(m, f) for m in ms])) for f in ("height", "slant", "width")))
 
 
 class _Ink:
@@ -106,13 +107,13 @@ class _Ink:
         self.chars = [max(len(text), 1) for _, text in kept]
 
     def slant_and_width(self, c: StyleCorrection) -> tuple[float, float]:
-        """Mean slant and letter width of the lines with ``c`` applied (y down: y' = h y, x' = w x - k y')."""
+        """Median slant and letter width of the lines with ``c`` applied (y down: y' = h y, x' = w x - k y')."""
         slants, widths = [], []
         for vecs, pts, n in zip(self.vectors, self.points, self.chars, strict=True):
             y = c.height * vecs[:, 1]
             slants.append(slant_of_segments(np.column_stack([c.width * vecs[:, 0] - c.shear * y, y])))
             widths.append(float(np.ptp(c.width * pts[:, 0] - c.shear * c.height * pts[:, 1])) / n)
-        return float(np.mean(slants)), float(np.mean(widths))
+        return float(np.median(slants)), float(np.median(widths))
 
 
 def correction_between(target: StyleMetrics | None, lines: list[tuple[list[np.ndarray], str]]) -> StyleCorrection:

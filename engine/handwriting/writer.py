@@ -30,9 +30,10 @@ HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the netwo
 HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
 HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
 # Matching a style's proportions (engine.handwriting.style_matching): the style's own text is written this many
-# times, as one batch with a fixed seed, to measure how the network writes in that style.
-MATCH_SAMPLES = 6
-MATCH_SEED = 0x5717
+# times, as one batch, to measure how the network writes in that style. The seed comes from the style: with one
+# seed for every style, that seed's luck (e.g. lines 6% taller than average with 6 samples) would bias them all.
+MATCH_SAMPLES = 12
+MATCH_BIAS_STEP = 0.25  # measured at the nearest multiple: a slider dragged along reuses a few measures
 CORRECTIONS_KEPT = 32
 
 
@@ -187,15 +188,17 @@ class HandwritingWriter:
 
     def style_correction(self, prime: Prime, bias: float) -> StyleCorrection:
         """The correction that gives writing in ``prime``'s style its letter height, width and slant (measured once per
-        style and bias, then remembered). An invented hand is the network's own: it needs none."""
+        style and bias, to the nearest ``MATCH_BIAS_STEP``, then remembered). An invented hand is the network's own:
+        it needs none."""
         key = self._prime_key(prime)
         if key in self._hand_states:
             return StyleCorrection()
-        cache_key = (key, round(float(bias), 3))
+        at_bias = round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
+        cache_key = (key, at_bias)
         if cache_key not in self._corrections:
             text = self.alphabet.prepare(prime.text).text
             target = measured([(offsets_to_strokes(prime.offsets, pen_down_at_start=False), text)])
-            lines = self.write([text] * MATCH_SAMPLES, bias, MATCH_SEED, prime)
+            lines = self.write([text] * MATCH_SAMPLES, at_bias, int(key[:8], 16), prime)
             self._corrections[cache_key] = correction_between(target, [(line.strokes, line.text) for line in lines])
             while len(self._corrections) > CORRECTIONS_KEPT:
                 self._corrections.pop(next(iter(self._corrections)))

@@ -94,6 +94,7 @@ def test_a_style_is_measured_once_per_bias_and_its_correction_applied_to_every_s
     monkeypatch.setattr(writer_module, "correction_between", lambda t, w: calls.append(1) or measure(t, w))
     correction = writer.style_correction(prime, 0.5)
     assert writer.style_correction(prime, 0.5) == correction and len(calls) == 1  # remembered
+    assert writer.style_correction(prime, 0.55) == correction and len(calls) == 1  # measured at bias 0.5
     writer.style_correction(prime, 1.0)
     assert len(calls) == 2  # another bias is measured anew
 
@@ -165,3 +166,11 @@ def test_a_recorded_stream_carries_the_mapped_mixture(writer):
         want = c.apply_to_params(a.params[0], norm.mean, norm.std)
         np.testing.assert_allclose(b.params[0].mu, want.mu)
         np.testing.assert_allclose(b.params[0].sigma, want.sigma)
+
+
+def test_one_botched_line_does_not_move_the_measure():
+    strokes, text = _zigzag(slant_deg=5.0, width=7.0)
+    tall = [s * [1.0, 3.0] for s in strokes]  # a line written three times too tall
+    typical = measured([(strokes, text)] * 5)
+    with_outlier = measured([(strokes, text)] * 5 + [(tall, text)])
+    assert with_outlier.height == pytest.approx(typical.height)
