@@ -236,7 +236,7 @@ class FakeWriter:
         self.chars_per_step = 1 / 6
         self.calls = []
 
-    def write(self, texts, bias=0.0, seed=None, one_hand=False):
+    def write(self, texts, bias=0.0, seed=None, one_hand=False, prime=None):
         assert one_hand  # a page is written in one hand
         self.calls.append(list(texts))
         return [SimpleNamespace(text=t, strokes=synthetic_line(len(t))[0]) for t in texts]
@@ -257,3 +257,25 @@ def test_write_pages_rewraps_with_measured_metrics_when_lines_overflow():
     # without rewrapping, lines are shrunk to fit instead
     pages, _ = write_pages(FakeWriter(), text, geometry, rewrap=False)
     assert any("smaller" in note for note in pages[0].notes)
+
+
+def test_a_styled_page_is_wrapped_by_the_styles_own_measures_at_once():
+    """With a style the first wrapping uses the style's character width (with a margin), not the model's average:
+    the synthetic writer writes as the style does, so nothing overflows and the page is written once."""
+    from engine.handwriting.page import WRAP_MARGIN
+    from engine.handwriting.writer import Prime
+
+    strokes, _ = synthetic_line(12)
+    points = np.concatenate([np.column_stack([s, np.zeros(len(s))]) for s in strokes])
+    points[np.cumsum([len(s) for s in strokes]) - 1, 2] = 1
+    offsets = np.column_stack([np.diff(points[:, :2], axis=0), points[1:, 2]])
+    style = Prime(offsets, "a" * 12)
+    geometry = PageGeometry(120, 200, (10, 10, 10, 10), 10, 3)
+    writer = FakeWriter()
+    text = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n\nut labore et dolore"
+    pages, _ = write_pages(writer, text, geometry, bias=1.0, seed=3, prime=style)
+    assert len(writer.calls) == 1
+    assert pages[0].notes == []
+    xy = np.concatenate([s for p in pages for s in p.strokes])
+    assert xy[:, 0].max() <= 110 + 1e-9
+    assert WRAP_MARGIN > 1
