@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--bias", type=float, default=0.75)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=4, help="write each text this many times (one batch)")
+    parser.add_argument(
+        "--match-style", action="store_true", help="the style's size, width and slant matched (as the app does)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -76,8 +79,9 @@ def main() -> None:
     for line_id, text, strokes in iam_pen_lines(args.data, "testset_v", args.lines, one_per_form=True):
         prime = prime_from_strokes(strokes, text, writer.convention, writer.alphabet)
         ref_prime = prime_metrics(prime)
-        ref_out = measure_lines(writer.write(texts, args.bias, args.seed, prime))
-        noise = measure_lines(writer.write(texts, args.bias, args.seed + 1, prime))
+        match = args.match_style
+        ref_out = measure_lines(writer.write(texts, args.bias, args.seed, prime, match_style=match))
+        noise = measure_lines(writer.write(texts, args.bias, args.seed + 1, prime, match_style=match))
         add("orig, seed+1", "out", noise.relative_to(ref_out))
         if previous is not None:
             add("other writer", "prime", ref_prime.relative_to(previous[0]))
@@ -86,7 +90,8 @@ def main() -> None:
         for name, pen in variants(strokes).items():
             other = prime_from_strokes(pen, text, writer.convention, writer.alphabet)
             add(name, "prime", prime_metrics(other).relative_to(ref_prime))
-            add(name, "out", measure_lines(writer.write(texts, args.bias, args.seed, other)).relative_to(ref_out))
+            written = writer.write(texts, args.bias, args.seed, other, match_style=match)
+            add(name, "out", measure_lines(written).relative_to(ref_out))
         print(f"{line_id}: {len(prime.offsets)} prime steps, {time.monotonic() - started:.0f} s", flush=True)
 
     columns = [f"{k} {m}" for k in ("prime", "out") for m in ("height_pct", "width_pct", "slant_deg")]
