@@ -724,7 +724,13 @@ class HandwritingTab(QWidget):
         """What is needed to write this page again."""
         text = self.text_edit.toPlainText()
         return PageDocument(
-            text, self.style_name, self.seed_spin.value(), self.bias, self.page_geometry, dict(self.line_seeds)
+            text,
+            self.style_name,
+            self.seed_spin.value(),
+            self.bias,
+            self.page_geometry,
+            dict(self.line_seeds),
+            self.match_check.isChecked(),
         )
 
     def save_page(self, path: str | Path) -> bool:
@@ -747,6 +753,9 @@ class HandwritingTab(QWidget):
         self.bias_slider.setValue(round(document.bias * BIAS_STEPS_PER_UNIT))
         self.seed_spin.setValue(min(max(document.seed, 0), MAX_SEED))
         self.style_picker.select(document.style)
+        self.match_check.blockSignals(True)  # the page is written once below, not also on this change
+        self.match_check.setChecked(document.match_style)
+        self.match_check.blockSignals(False)
         self.page_geometry = document.geometry
         self._show_page_setup()
         if document.style and self.style_name != document.style:

@@ -32,6 +32,7 @@ class PageDocument:
     bias: float = 0.75
     geometry: PageGeometry = field(default_factory=PageGeometry)
     line_seeds: dict[int, int] = field(default_factory=dict)  # line (0-based) -> seed it was rewritten with
+    match_style: bool = True  # the style's size, width and slant matched (pages saved before it existed: False)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"format": FORMAT, "version": VERSION, **asdict(self)}
@@ -60,6 +61,7 @@ class PageDocument:
                 bias=float(data.get("bias", 0.75)),
                 geometry=PageGeometry(**geometry),
                 line_seeds={int(k): int(v) for k, v in dict(data.get("line_seeds") or {}).items()},
+                match_style=_flag(data.get("match_style", False)),
             )
         except PageError as exc:
             raise PageDocumentError(f"its page geometry is invalid: {exc}") from exc
@@ -77,3 +79,9 @@ class PageDocument:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise PageDocumentError(f"it could not be read ({reason})") from exc
         return cls.from_json(text)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"match_style must be true or false, not {value!r}")

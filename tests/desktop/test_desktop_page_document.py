@@ -19,6 +19,21 @@ def test_round_trip_keeps_every_field(tmp_path) -> None:
     assert json.loads(path.read_text())["format"] == FORMAT
     assert PageDocument.load(path) == document
     assert [p.name for p in tmp_path.iterdir()] == ["page.penwright.json"]  # no temporary file left
+    unmatched = PageDocument("abc", "Everyday", match_style=False)
+    unmatched.save(path)
+    assert PageDocument.load(path) == unmatched
+
+
+def test_a_page_saved_before_style_matching_opens_without_it(tmp_path) -> None:
+    data = json.loads(PageDocument("abc", "Everyday").to_json())
+    del data["match_style"]
+    path = tmp_path / "old.penwright.json"
+    path.write_text(json.dumps(data))
+    assert PageDocument.load(path).match_style is False  # it was written without: it is written again so
+    data["match_style"] = "yes"
+    path.write_text(json.dumps(data))
+    with pytest.raises(PageDocumentError, match="wrong type"):
+        PageDocument.load(path)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +71,7 @@ def test_save_and_open_page_from_the_file_menu(qtbot, tmp_path, monkeypatch, tin
     tab.text_edit.setPlainText("abc cab")
     tab.seed_spin.setValue(77)
     tab.bias_slider.setValue(120)
+    tab.match_check.setChecked(False)
     monkeypatch.setattr(main_window, "QFileDialog", FakeDialog)
     monkeypatch.setattr(FakeDialog, "answer", str(tmp_path / "mine"))
     window.choose_page_to_save()
@@ -63,10 +79,12 @@ def test_save_and_open_page_from_the_file_menu(qtbot, tmp_path, monkeypatch, tin
     assert tab.status_text == f"Saved the page to {saved}." and saved.exists()
     tab.text_edit.setPlainText("other")
     tab.seed_spin.setValue(1)
+    tab.match_check.setChecked(True)
     monkeypatch.setattr(FakeDialog, "answer", str(saved))
     window.choose_page_to_open()
     qtbot.waitUntil(lambda: not tab.busy, timeout=20000)
     assert tab.text_edit.toPlainText() == "abc cab" and tab.seed_spin.value() == 77 and tab.bias == 1.2
+    assert not tab.match_check.isChecked()  # as the page was written
     assert tab.result is not None and tab.result.texts == ["abc cab"] and tab.result.seed == 77
     window.close()
 
