@@ -4,6 +4,7 @@ writer = HandwritingWriter.load()                  # the shipped synthesis netwo
 lines = writer.write(["Hello world"], bias=1.0, seed=7)
 lines[0].strokes                                    # list of (n, 2) arrays, sensor units, y up
 page = writer.write(["Dear Anna,", "thank you"], bias=1.0, seed=7, one_hand=True)  # one invented hand for all
+mine = writer.write(["Dear Anna,"], bias=1.0, seed=7, prime=style, match_style=True)  # in a style, its proportions
 """
 
 from __future__ import annotations
