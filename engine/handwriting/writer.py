@@ -34,6 +34,7 @@ HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page
 # times, as one batch, to measure how the network writes in that style. The seed comes from the style: with one
 # seed for every style, that seed's luck (e.g. lines 6% taller than average with 6 samples) would bias them all.
 MATCH_SAMPLES = 12
+MATCH_CHARACTERS = 480  # a long style is written fewer times (at least 4): its longer lines measure steadier
 MATCH_BIAS_STEP = 0.25  # measured at the nearest multiple: a slider dragged along reuses a few measures
 CORRECTIONS_KEPT = 32
 
@@ -199,7 +200,8 @@ class HandwritingWriter:
         if cache_key not in self._corrections:
             text = self.alphabet.prepare(prime.text).text
             target = measured([(offsets_to_strokes(prime.offsets, pen_down_at_start=False), text)])
-            lines = self.write([text] * MATCH_SAMPLES, at_bias, int(key[:8], 16), prime)
+            samples = int(np.clip(np.ceil(MATCH_CHARACTERS / max(len(text), 1)), 4, MATCH_SAMPLES))
+            lines = self.write([text] * samples, at_bias, int(key[:8], 16), prime)
             self._corrections[cache_key] = correction_between(target, [(line.strokes, line.text) for line in lines])
             while len(self._corrections) > CORRECTIONS_KEPT:
                 self._corrections.pop(next(iter(self._corrections)))
