@@ -195,7 +195,13 @@ def write_job(
         params: list[list[MixtureParams]] = [[] for _ in clean]
         offsets_so_far: list[list[np.ndarray]] = [[] for _ in clean]
         stream = writer.stream(
-            clean, bias=bias, seed=seed, prime=prime, chunk_steps=chunk_steps, record=True, match_style=match_style
+            clean,
+            bias=bias,
+            seed=seed,
+            prime=prime,
+            chunk_steps=chunk_steps,
+            record=True,
+            match_style=match_style and styled,  # a style's, not the hand invented for a page without one
         )
         for chunk in stream:
             updates = []

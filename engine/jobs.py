@@ -178,6 +178,7 @@ class GenerationJob:
         taken = np.zeros(B)
         by_window = np.zeros(B, bool)
         finished = False
+        styled = prime is not None
         prime = writer.page_prime(clean, prime, request.one_hand, request.seed, request.bias)
         for chunk in writer.stream(
             clean,
@@ -186,7 +187,7 @@ class GenerationJob:
             prime,
             chunk_steps=request.chunk_steps,
             record=request.record,
-            match_style=request.match_style,
+            match_style=request.match_style and styled,  # not the hand invented for a page without a style
         ):
             by_window = chunk.stopped_by_window
             for b in range(B):

@@ -245,8 +245,8 @@ class HandwritingWriter:
         ``match_style``: with a prime, its letter height, width and slant are matched (:meth:`style_correction`).
         A writer runs one job at a time: it is not meant to be shared between threads.
         """
-        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
+        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         _, _, chars, line_kwargs = self._arguments(texts, prime)
         chunks = stream(
             self.stepper,
@@ -278,8 +278,8 @@ class HandwritingWriter:
         match_style: bool = False,
     ) -> list[WrittenLine]:
         """Write ``texts`` as one batch (``one_hand``, ``match_style``: as in :meth:`stream`)."""
-        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
+        prime = self.page_prime(texts, prime, one_hand, seed, bias)
         clean, notices, chars, line_kwargs = self._arguments(texts, prime)
         result = generate(
             self.stepper,

@@ -174,3 +174,14 @@ def test_one_botched_line_does_not_move_the_measure():
     typical = measured([(strokes, text)] * 5)
     with_outlier = measured([(strokes, text)] * 5 + [(tall, text)])
     assert with_outlier.height == pytest.approx(typical.height)
+
+
+def test_a_page_without_a_style_and_without_a_seed_is_not_matched(writer, monkeypatch):
+    """Its hand is invented anew (not remembered without a seed): it is still the network's own, left alone."""
+    calls = []
+    monkeypatch.setattr(writer, "style_correction", lambda *a: calls.append(a) or StyleCorrection(2.0))
+    writer.write(["abc", "ba"], bias=0.5, seed=None, one_hand=True, match_style=True)
+    list(writer.stream(["abc", "ba"], bias=0.5, seed=None, one_hand=True, match_style=True))
+    request = GenerationRequest(["abc", "ba"], bias=0.5, seed=None, writer=writer)
+    GenerationJob(request).start().result(timeout=60)
+    assert calls == []
