@@ -35,7 +35,7 @@ from desktop.page_setup import PageSetupDialog, describe, saved_unit
 from desktop.playback import Playback, PlaybackBar
 from desktop.stroke_view import StrokeView
 from desktop.style_library import StyleLibrary, StylePicker, is_preset, preset_key, style_label
-from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, replace_line, write_job
+from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, match_job, replace_line, write_job
 from engine.handwriting.page import PageGeometry
 from engine.handwriting.styles import StyleError
 from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
@@ -93,6 +93,7 @@ class HandwritingTab(QWidget):
         self.backend, self.device = settings.runtime()
         self.runner = JobRunner(self)
         self._style_by_default = False
+        self._style_to_prepare = False  # the chosen style's correction is to be measured once the runner is idle
         self._build()
         self.restore_settings()
         self.runner.busy_changed.connect(self._busy_changed)
@@ -325,9 +326,24 @@ class HandwritingTab(QWidget):
         """Write the page again with or without matching (as moving the Neatness slider does)."""
         if self.style_name:
             self._bias_moved()
+            self._prepare_style()
+
+    def _prepare_style(self) -> None:
+        """While nothing else runs, measure the chosen style's correction (once per style and neatness step), so
+        the first Write in it does not wait for that; a job already running prepares it when it ends."""
+        self._style_to_prepare = True
+        if self._writer is None or self.busy or not self.style_name or not self.match_check.isChecked():
+            return
+        self._style_to_prepare = False
+        try:
+            prime = self.library.prime(self.style_name, self._writer)
+        except StyleError:
+            return  # Write says why
+        self.runner.submit(match_job, self._writer, prime, self.bias, on_error=lambda message: None)
 
     def _style_changed(self, name: str) -> None:
         self.match_check.setEnabled(bool(name))
+        self._prepare_style()
         if is_preset(name):
             self.style_hint.setText("A preset that ships with Penwright. Save your own in the My handwriting tab.")
         elif name:
@@ -342,6 +358,8 @@ class HandwritingTab(QWidget):
         self.progress.setVisible(busy)
         if not busy:
             self._next_replay()
+        if not self.busy and self._style_to_prepare:
+            self._prepare_style()
 
     def _set_result(self, result: WriteResult | None) -> None:
         self._result = result

@@ -162,6 +162,15 @@ def _join_params(parts: list[MixtureParams]) -> MixtureParams:
     return MixtureParams(*(np.concatenate([getattr(p, name) for p in parts]) for name in fields))
 
 
+def match_job(writer: HandwritingWriter, prime: Prime, bias: float) -> None:
+    """Measure a style's size, width and slant correction before the first page in it is written (the engine's
+    ``style_correction`` remembers it), so that pressing Write starts drawing at once."""
+    try:
+        writer.style_correction(prime, bias)
+    except Exception as exc:  # the page itself will report it, if it happens again
+        raise JobError(readable_error(exc)) from exc
+
+
 def write_job(
     writer: HandwritingWriter,
     texts: list[str],

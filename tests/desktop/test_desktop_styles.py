@@ -62,6 +62,23 @@ def test_a_saved_style_appears_in_the_pickers_and_is_chosen(panel, styled_tab) -
     assert "Writes in your style" in styled_tab.style_hint.text() and styled_tab.match_check.isEnabled()
 
 
+def test_a_chosen_style_is_measured_for_matching_before_the_first_write(qtbot, panel, styled_tab) -> None:
+    write_line(panel)
+    panel.save_style()
+    qtbot.waitUntil(lambda: not styled_tab.busy, timeout=20000)
+    writer = styled_tab.writer
+    prime = load_named_style("Mine").prime(writer.convention, writer.alphabet)
+    calls = []
+    original = writer.write
+    writer.write = lambda *a, **k: calls.append(1) or original(*a, **k)
+    writer.style_correction(prime, styled_tab.bias)  # already measured, in the background: nothing written now
+    assert calls == []
+    styled_tab.match_check.setChecked(False)
+    styled_tab.style_picker.select("")
+    styled_tab.style_picker.select("Mine")
+    assert not styled_tab.busy  # matching off: nothing to measure
+
+
 def test_writing_with_a_style_primes_the_writer(qtbot, panel, styled_tab, tiny_synthesis_model) -> None:
     write_line(panel)
     panel.save_style()
