@@ -46,11 +46,8 @@ def read(key: str, default: Any, kind: type = str) -> Any:
 
 
 def read_flag(key: str, default: bool) -> bool:
-    """A stored yes/no: an ini file keeps it as the text "true" or "false" (bool("false") would be True)."""
-    value = settings().value(key, default)
-    if isinstance(value, str):
-        return {"true": True, "false": False, "1": True, "0": False}.get(value.strip().lower(), default)
-    return bool(value)
+    """A stored yes/no: an ini file keeps it as the text "true" or "false", which Qt converts when asked."""
+    return bool(settings().value(key, default, type=bool))
 
 
 def write(key: str, value: Any) -> None:

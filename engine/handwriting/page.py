@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.handwriting.writer import offsets_to_strokes
+
 MM_PER_INCH = 25.4
 PAGE_SIZES = {"a4": (210.0, 297.0), "a5": (148.0, 210.0), "letter": (215.9, 279.4)}
 ADVANCE_PER_X_HEIGHT = 1.25  # prior: a written character (spaces included) advances about 1.25 x-heights
@@ -472,8 +474,6 @@ def _wrap_metrics(writer, prime) -> TextMetrics:
     because a line overflowed, preset styles, 18 pages: 13 with the model's average, 1 with this; median line
     82% full against 85%, "Penwright quick" matched, 3 seeds), else the model's average."""
     if prime is not None:
-        from engine.handwriting.writer import offsets_to_strokes
-
         measured = TextMetrics.measure([offsets_to_strokes(prime.offsets, pen_down_at_start=False)], [prime.text])
         if measured is not None:
             return TextMetrics(measured.char_width * WRAP_MARGIN, measured.x_height)

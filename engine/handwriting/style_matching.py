@@ -40,28 +40,25 @@ class StyleCorrection:
     def is_identity(self) -> bool:
         return self.width == 1.0 and self.shear == 0.0 and self.height == 1.0
 
-    def apply(self, offsets: np.ndarray) -> np.ndarray:
-        """A corrected copy of (T, 3) steps (dx, dy-up, eos); the pen lifts are unchanged."""
-        out = np.array(offsets, copy=True)
-        if len(out) and not self.is_identity:
-            out[:, 1] *= self.height
-            out[:, 0] = self.width * out[:, 0] + self.shear * out[:, 1]
-        return out
-
-    def apply_to_strokes(self, strokes: list[np.ndarray]) -> list[np.ndarray]:
-        """The same map on absolute y-up strokes (a linear map: steps and points transform alike)."""
-        out = []
-        for s in strokes:
-            s = np.array(s, np.float64, copy=True)
-            s[:, 1] *= self.height
-            s[:, 0] = self.width * s[:, 0] + self.shear * s[:, 1]
-            out.append(s)
-        return out
-
     @property
     def matrix(self) -> np.ndarray:
         """The 2x2 map of (x, y-up) vectors."""
         return np.array([[self.width, self.shear * self.height], [0.0, self.height]])
+
+    def map_xy(self, xy: np.ndarray) -> np.ndarray:
+        """(n, 2) vectors or points (x, y-up) mapped: steps and points transform alike (the map is linear)."""
+        return np.asarray(xy) @ self.matrix.T
+
+    def apply(self, offsets: np.ndarray) -> np.ndarray:
+        """A corrected copy of (T, 3) steps (dx, dy-up, eos); the pen lifts are unchanged."""
+        out = np.array(offsets, copy=True)
+        if len(out) and not self.is_identity:
+            out[:, :2] = self.map_xy(out[:, :2])
+        return out
+
+    def apply_to_strokes(self, strokes: list[np.ndarray]) -> list[np.ndarray]:
+        """The same map on absolute y-up strokes."""
+        return [self.map_xy(np.asarray(s, np.float64)[:, :2]) for s in strokes]
 
     def apply_to_params(self, params: MixtureParams, mean, std) -> MixtureParams:
         """The mixture of a step's offset as the corrected writing sees it (the Insight views draw it around the
@@ -97,22 +94,21 @@ def measured(lines: list[tuple[list[np.ndarray], str]]) -> StyleMetrics | None:
 
 
 class _Ink:
-    """Written lines' segment vectors and points (y down), to measure their slant and width under a correction
+    """Written lines' segment vectors and points (y up), to measure their slant and width under a correction
     without rebuilding strokes (a linear map of the ink is a linear map of these)."""
 
     def __init__(self, lines: list[tuple[list[np.ndarray], str]]):
-        kept = [(flip_y(strokes), text) for strokes, text in lines if strokes]
+        kept = [(strokes, text) for strokes, text in lines if strokes]
         self.vectors = [segment_vectors(strokes) for strokes, _ in kept]
-        self.points = [np.concatenate([s[:, :2] for s in strokes]) for strokes, _ in kept]
+        self.points = [np.concatenate([np.asarray(s)[:, :2] for s in strokes]) for strokes, _ in kept]
         self.chars = [max(len(text), 1) for _, text in kept]
 
     def slant_and_width(self, c: StyleCorrection) -> tuple[float, float]:
-        """Median slant and letter width of the lines with ``c`` applied (y down: y' = h y, x' = w x - k y')."""
+        """Median slant and letter width of the lines with ``c`` applied."""
         slants, widths = [], []
         for vecs, pts, n in zip(self.vectors, self.points, self.chars, strict=True):
-            y = c.height * vecs[:, 1]
-            slants.append(slant_of_segments(np.column_stack([c.width * vecs[:, 0] - c.shear * y, y])))
-            widths.append(float(np.ptp(c.width * pts[:, 0] - c.shear * c.height * pts[:, 1])) / n)
+            slants.append(slant_of_segments(c.map_xy(vecs) * [1.0, -1.0]))  # the measure takes y down
+            widths.append(float(np.ptp(c.map_xy(pts)[:, 0])) / n)
         return float(np.median(slants)), float(np.median(widths))
 
 

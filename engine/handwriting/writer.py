@@ -207,6 +207,10 @@ class HandwritingWriter:
                 self._corrections.pop(next(iter(self._corrections)))
         return self._corrections[cache_key]
 
+    def _matching(self, prime: Prime | None, bias: float, match_style: bool) -> StyleCorrection:
+        """The correction for a style the caller gave (none without one, or without ``match_style``)."""
+        return self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
+
     def forget_hands(self) -> None:
         """Forget the invented hands (benchmarks that time inventing one)."""
         self._hands.clear()
@@ -245,7 +249,7 @@ class HandwritingWriter:
         ``match_style``: with a prime, its letter height, width and slant are matched (:meth:`style_correction`).
         A writer runs one job at a time: it is not meant to be shared between threads.
         """
-        correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
+        correction = self._matching(prime, bias, match_style)
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
         _, _, chars, line_kwargs = self._arguments(texts, prime)
         chunks = stream(
@@ -278,7 +282,7 @@ class HandwritingWriter:
         match_style: bool = False,
     ) -> list[WrittenLine]:
         """Write ``texts`` as one batch (``one_hand``, ``match_style``: as in :meth:`stream`)."""
-        correction = self.style_correction(prime, bias) if match_style and prime is not None else StyleCorrection()
+        correction = self._matching(prime, bias, match_style)
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
         clean, notices, chars, line_kwargs = self._arguments(texts, prime)
         result = generate(
