@@ -72,7 +72,7 @@ def load_job(path: str | Path | None, backend: str = "auto", device: str = "auto
             "or choose File → Load handwriting model…"
         )
     try:
-        return HandwritingWriter.load(target, backend=backend, device=device)
+        return HandwritingWriter.load(target, backend=backend, device=device, keep_corrections=True)
     except Exception as exc:  # any failure here means "this file can't be used"; say why
         message = readable_error(exc)
         if not isinstance(exc, ModelFileError):

@@ -145,7 +145,9 @@ class GenerationJob:
             request = self.request
             writer = request.writer
             if writer is None:
-                writer = HandwritingWriter.load(request.model_path, request.backend, request.device)
+                writer = HandwritingWriter.load(
+                    request.model_path, request.backend, request.device, keep_corrections=True
+                )
             lock = _lock_of(writer)
             while not lock.acquire(timeout=0.05):
                 if self._cancel.is_set():

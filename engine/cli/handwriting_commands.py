@@ -389,7 +389,7 @@ def _write(args: argparse.Namespace) -> int:
     style = _read_style(args.style, args.style_text) if args.style else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fallbacks' warnings are printed as notes below
-        writer = HandwritingWriter.load(args.model, backend=args.backend, device=args.device)
+        writer = HandwritingWriter.load(args.model, backend=args.backend, device=args.device, keep_corrections=True)
     prime = None
     if style is not None:
         from engine.handwriting.styles import StyleError

@@ -10,6 +10,7 @@ mine = writer.write(["Dear Anna,"], bias=1.0, seed=7, prime=style, match_style=T
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.handwriting import style_matching
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
+from engine.handwriting.correction_store import CorrectionStore, correction_key
 from engine.handwriting.preprocessing import Normalizer, points_to_offsets
 from engine.handwriting.sampling import Chunk, MixtureParams, PrimedState, generate, prime_state, stream
 from engine.handwriting.style_matching import StyleCorrection, correction_between, measured
@@ -31,10 +34,12 @@ HAND_TEXT = "a good hand"  # common letters, no dots or crossings that the netwo
 HAND_TRIES = 3  # invented samples tried until one ends by the window (not the length cap)
 HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
 # Matching a style's proportions (engine.handwriting.style_matching): the style's own text is written this many
-# times, as one batch, to measure how the network writes in that style. The seed comes from the style: with one
-# seed for every style, that seed's luck (e.g. lines 6% taller than average with 6 samples) would bias them all.
-MATCH_SAMPLES = 12
-MATCH_CHARACTERS = 480  # a long style is written fewer times (at least 4): its longer lines measure steadier
+# times, as one batch, to measure how the network writes in that style. Letter height varies about 18% from line
+# to line at bias 0 (12% at 0.75), so a dozen lines left the average off by up to 7% and 36 bring it to about 3%
+# (docs/training.md). The seed comes from the style: with one seed for every style, that seed's luck would bias
+# them all.
+MATCH_SAMPLES = 36
+MATCH_CHARACTERS = 1440  # a long style is written fewer times (at least 4): its longer lines measure steadier
 MATCH_BIAS_STEP = 0.25  # measured at the nearest multiple: a slider dragged along reuses a few measures
 CORRECTIONS_KEPT = 32
 
@@ -105,14 +110,27 @@ class HandwritingWriter:
         self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
         self._hand_states: dict[str, PrimedState] = {}  # their states as written (by prime key), kept alike
         self._corrections: dict[tuple[str, float], StyleCorrection] = {}  # by (prime key, bias)
+        # where measured corrections outlive this writer (the CLI, the app across restarts); None: memory only
+        self.correction_store: CorrectionStore | None = None
+        self._fingerprint: str | None = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "auto", device: str = "cpu") -> HandwritingWriter:
+    def load(
+        cls,
+        path: str | Path | None = None,
+        backend: str = "auto",
+        device: str = "cpu",
+        keep_corrections: bool = False,
+    ) -> HandwritingWriter:
         """``backend``: "torch", "onnx" (the exported ``.onnx`` beside the model file; no torch needed) or
-        "auto" (ONNX when that file exists and onnxruntime imports, else torch)."""
+        "auto" (ONNX when that file exists and onnxruntime imports, else torch). ``keep_corrections``: style
+        corrections are kept in the user's cache folder (:class:`CorrectionStore`) and read back by later runs."""
         path = Path(path) if path is not None else shipped_model_path("synthesis")
         model = load_model_file(path)
-        return cls(model, make_stepper(model, backend, device, path))
+        writer = cls(model, make_stepper(model, backend, device, path))
+        if keep_corrections:
+            writer.correction_store = CorrectionStore.default()
+        return writer
 
     @property
     def backend_description(self) -> str:
@@ -198,14 +216,36 @@ class HandwritingWriter:
         at_bias = round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
         cache_key = (key, at_bias)
         if cache_key not in self._corrections:
-            text = self.alphabet.prepare(prime.text).text
-            target = measured([(offsets_to_strokes(prime.offsets, pen_down_at_start=False), text)])
-            samples = int(np.clip(np.ceil(MATCH_CHARACTERS / max(len(text), 1)), 4, MATCH_SAMPLES))
-            lines = self.write([text] * samples, at_bias, int(key[:8], 16), prime)
-            self._corrections[cache_key] = correction_between(target, [(line.strokes, line.text) for line in lines])
+            stored_key = self._stored_correction_key(key, at_bias) if self.correction_store is not None else None
+            correction = self.correction_store.get(stored_key) if stored_key is not None else None
+            if correction is None:
+                correction = self._measure_correction(prime, key, at_bias)
+                if stored_key is not None:
+                    self.correction_store.put(stored_key, correction)
+            self._corrections[cache_key] = correction
             while len(self._corrections) > CORRECTIONS_KEPT:
                 self._corrections.pop(next(iter(self._corrections)))
         return self._corrections[cache_key]
+
+    def _measure_correction(self, prime: Prime, key: str, bias: float) -> StyleCorrection:
+        """Write the style's own text (as one batch, seeded by the style) and compare it with the style's strokes."""
+        text = self.alphabet.prepare(prime.text).text
+        target = measured([(offsets_to_strokes(prime.offsets, pen_down_at_start=False), text)])
+        samples = int(np.clip(np.ceil(MATCH_CHARACTERS / max(len(text), 1)), 4, MATCH_SAMPLES))
+        lines = self.write([text] * samples, bias, int(key[:8], 16), prime)
+        return correction_between(target, [(line.strokes, line.text) for line in lines])
+
+    def _stored_correction_key(self, prime_key: str, bias: float) -> str:
+        """Everything a measured correction depends on: weights, backend, style, neatness step, measuring settings."""
+        if self._fingerprint is None:  # once per writer: about 10 ms for the shipped network
+            digest = hashlib.sha1(json.dumps(self.model.meta, sort_keys=True, default=str).encode())
+            for name in sorted(self.model.weights):
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(self.model.weights[name]).tobytes())
+            self._fingerprint = digest.hexdigest()
+        settings = (MATCH_SAMPLES, MATCH_CHARACTERS, *style_matching.MEASURING_SETTINGS)
+        backend = self.backend_description
+        return correction_key("style-correction", self._fingerprint, backend, prime_key, bias, settings)
 
     def _matching(self, prime: Prime | None, bias: float, match_style: bool) -> StyleCorrection:
         """The correction for a style the caller gave (none without one, or without ``match_style``)."""

@@ -16,6 +16,7 @@ from engine.handwriting.style_matching import (
     StyleCorrection,
     correction_between,
     measured,
+    robust_mean,
 )
 from engine.handwriting.style_metrics import StyleMetrics
 from engine.handwriting.writer import HandwritingWriter, offsets_to_strokes
@@ -174,6 +175,14 @@ def test_one_botched_line_does_not_move_the_measure():
     typical = measured([(strokes, text)] * 5)
     with_outlier = measured([(strokes, text)] * 5 + [(tall, text)])
     assert with_outlier.height == pytest.approx(typical.height)
+
+
+def test_the_lines_are_averaged_without_their_extremes():
+    """A mean (what a page of lines shows), not a median; the outermost lines at each end are left out."""
+    assert robust_mean([1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 100.0]) == pytest.approx(1.6)
+    assert robust_mean([3.0, -1.0, 2.0, 10.0]) == pytest.approx(2.5)  # four lines: the middle two
+    assert robust_mean([4.0]) == 4.0  # a style's own line
+    assert robust_mean([1.0, 2.0]) == 1.5
 
 
 def test_a_page_without_a_style_and_without_a_seed_is_not_matched(writer, monkeypatch):
