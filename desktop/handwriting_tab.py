@@ -516,6 +516,10 @@ class HandwritingTab(QWidget):
         self.write()
 
     def _progress(self, progress: WriteProgress) -> None:
+        if progress.status is not None:  # nothing written yet: say what the wait is for
+            if self._rewriting is None:
+                self.set_status(progress.status)
+            return
         for update in progress.updates:
             self.view.add(update.line if self._rewriting is None else self._rewriting, update.closed, update.open)
         if self._rewriting is not None:

@@ -95,6 +95,7 @@ class WriteProgress:
     done: list[bool]
     steps: int
     windows: list[np.ndarray] | None = None  # per line, this chunk's attention rows (steps, chars + 1)
+    status: str | None = None  # what the job is doing before it writes (no strokes come with it)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,12 @@ def _join_params(parts: list[MixtureParams]) -> MixtureParams:
     return MixtureParams(*(np.concatenate([getattr(p, name) for p in parts]) for name in fields))
 
 
+MEASURING_STATUS = (
+    "Measuring how the network writes this style (its size, width and slant; once per style and neatness step, "
+    "then remembered)…"
+)
+
+
 def match_job(writer: HandwritingWriter, prime: Prime, bias: float) -> None:
     """Measure a style's size, width and slant correction before the first page in it is written (the engine's
     ``style_correction`` remembers it), so that pressing Write starts drawing at once."""
@@ -198,6 +205,9 @@ def write_job(
             prime = writer.invented_hand(page_seed, bias)
         prime = writer.page_prime(clean, prime, True, seed, bias)
         notices = sorted({n for ns in per_line_notices for n in ns})
+        if match_style and styled and not writer.knows_style_correction(prime, bias):
+            yield WriteProgress([], [False] * len(clean), 0, status=MEASURING_STATUS)
+            writer.style_correction(prime, bias)
         builders = [LineStrokes(pen_down_at_start=prime is None) for _ in clean]
         stopped_by_window = np.zeros(len(clean), bool)
         windows: list[list[np.ndarray]] = [[] for _ in clean]

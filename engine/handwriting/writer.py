@@ -210,22 +210,43 @@ class HandwritingWriter:
         """The correction that gives writing in ``prime``'s style its letter height, width and slant (measured once per
         style and bias, to the nearest ``MATCH_BIAS_STEP``, then remembered). An invented hand is the network's own:
         it needs none."""
+        known = self._known_correction(prime, bias)
+        if known is not None:
+            return known
+        key, at_bias = self._prime_key(prime), self._bias_step(bias)
+        correction = self._measure_correction(prime, key, at_bias)
+        if self.correction_store is not None:
+            self.correction_store.put(self._stored_correction_key(key, at_bias), correction)
+        self._remember_correction((key, at_bias), correction)
+        return correction
+
+    def knows_style_correction(self, prime: Prime, bias: float) -> bool:
+        """Whether :meth:`style_correction` answers at once (remembered, kept in the store, or not needed), rather
+        than measuring first (a batch of lines: seconds on one thread; a UI says so meanwhile)."""
+        return self._known_correction(prime, bias) is not None
+
+    @staticmethod
+    def _bias_step(bias: float) -> float:
+        return round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
+
+    def _known_correction(self, prime: Prime, bias: float) -> StyleCorrection | None:
         key = self._prime_key(prime)
         if key in self._hand_states:
             return StyleCorrection()
-        at_bias = round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
-        cache_key = (key, at_bias)
-        if cache_key not in self._corrections:
-            stored_key = self._stored_correction_key(key, at_bias) if self.correction_store is not None else None
-            correction = self.correction_store.get(stored_key) if stored_key is not None else None
-            if correction is None:
-                correction = self._measure_correction(prime, key, at_bias)
-                if stored_key is not None:
-                    self.correction_store.put(stored_key, correction)
-            self._corrections[cache_key] = correction
-            while len(self._corrections) > CORRECTIONS_KEPT:
-                self._corrections.pop(next(iter(self._corrections)))
-        return self._corrections[cache_key]
+        at_bias = self._bias_step(bias)
+        if (key, at_bias) in self._corrections:
+            return self._corrections[(key, at_bias)]
+        if self.correction_store is None:
+            return None
+        stored = self.correction_store.get(self._stored_correction_key(key, at_bias))
+        if stored is not None:
+            self._remember_correction((key, at_bias), stored)
+        return stored
+
+    def _remember_correction(self, cache_key: tuple[str, float], correction: StyleCorrection) -> None:
+        self._corrections[cache_key] = correction
+        while len(self._corrections) > CORRECTIONS_KEPT:
+            self._corrections.pop(next(iter(self._corrections)))
 
     def _measure_correction(self, prime: Prime, key: str, bias: float) -> StyleCorrection:
         """Write the style's own text (as one batch, seeded by the style) and compare it with the style's strokes."""

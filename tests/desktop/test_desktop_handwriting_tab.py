@@ -174,3 +174,29 @@ def test_shutdown_during_a_job_stops_it_promptly(qtbot, tab) -> None:
     received = tab.view.updates_received
     qtbot.wait(50)
     assert tab.view.updates_received == received and not tab.busy
+
+
+def test_a_write_that_must_measure_the_style_first_says_so(tiny_synthesis_model) -> None:
+    """The first page in a style (not measured ahead of time) waits for its correction: the job says why first."""
+    from desktop.workers import MEASURING_STATUS, write_job
+    from engine.handwriting.writer import Prime
+
+    writer = HandwritingWriter.load(tiny_synthesis_model, backend="torch")
+    line = writer.write(["cab ba"], bias=0.5, seed=21)[0]
+    style = Prime(line.offsets, line.text)
+
+    def progress_of(match_style: bool) -> list:
+        job = write_job(writer, ["abc"], 0.5, 3, style, match_style=match_style)
+        seen = []
+        try:
+            while True:
+                seen.append(next(job))
+        except StopIteration:
+            return seen
+
+    assert all(p.status is None for p in progress_of(match_style=False))  # nothing to measure
+    first = progress_of(match_style=True)
+    assert first[0].status == MEASURING_STATUS and not first[0].updates
+    assert all(p.status is None for p in first[1:]) and any(p.updates for p in first[1:])
+    assert writer.knows_style_correction(style, 0.5)
+    assert all(p.status is None for p in progress_of(match_style=True))  # measured once, then remembered

@@ -82,6 +82,7 @@ def test_a_new_writer_reads_a_kept_correction_instead_of_measuring(tiny_synthesi
     assert len(calls) == 1 and (tmp_path / "cache" / FILE_NAME).exists()
 
     again = HandwritingWriter.load(tiny_synthesis_model, backend="torch", keep_corrections=True)
+    assert again.knows_style_correction(style, 0.5) and not again.knows_style_correction(style, 1.0)
     assert again.style_correction(style, 0.5) == measured and len(calls) == 1  # read back, not measured
     written = [w.write(["ab"], bias=0.5, seed=3, prime=style, match_style=True)[0].offsets for w in (first, again)]
     np.testing.assert_array_equal(written[0], written[1])
@@ -91,6 +92,7 @@ def test_a_new_writer_reads_a_kept_correction_instead_of_measuring(tiny_synthesi
     again.style_correction(other_style, 0.5)  # other strokes
     assert len(calls) == 3
     memory_only = HandwritingWriter.load(tiny_synthesis_model, backend="torch")
+    assert not memory_only.knows_style_correction(style, 0.5)
     memory_only.style_correction(style, 0.5)
     assert len(calls) == 4  # without keep_corrections the cache folder is not read
 
