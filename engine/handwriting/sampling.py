@@ -308,8 +308,9 @@ def stream(
     end_mask_alive, lengths_alive = end_mask, lengths  # the stepped rows' (re-indexed only when rows leave)
     x_in = x
     # After a prime the network first finishes the prime's last letter; a line starts with the stroke in
-    # which the window moves on to the line's own text (or, should it never, after about three characters'
-    # worth): the steps of that stroke so far wait in `since_lift` and lead the line's first chunk.
+    # which the window moves on to the line's own text (or, should it never, with the first stroke begun after
+    # about three characters' worth): the steps of that stroke so far wait in `since_lift` and lead the line's
+    # first chunk.
     started = np.full(B, prime_length == 0 or not stepper.synthesis)
     waited = np.zeros(B, int)
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))
@@ -328,7 +329,11 @@ def stream(
                 before = started.copy()
                 started[alive[focus >= prime_length]] = True
                 waited += ~started
-                started |= waited > max_wait
+                # Should the window not move on, the line starts anyway after about three characters' worth: with
+                # the next stroke the pen begins (a stroke written wholly with the window on the prime belongs to
+                # the prime: after "...lazy dog" the network now and then writes another "o"), or, should the pen
+                # not lift either, after three times that, with the stroke in progress.
+                started |= ((waited > max_wait) & (x[:, 2] > 0.5)) | (waited > 3 * max_wait)
                 for b in np.flatnonzero(started & ~before):
                     lead_in[b], since_lift[b] = since_lift[b], []
                     taken[b] += len(lead_in[b])

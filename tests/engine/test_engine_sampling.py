@@ -379,18 +379,21 @@ class PrimedScriptedStepper(FocusScript):
         return "primed"
 
 
-@pytest.mark.parametrize("reach", [1, 12, 10**6])
-def test_a_primed_line_starts_with_the_stroke_in_which_the_window_reaches_its_text(reach):
+@pytest.mark.parametrize(("reach", "lift_every"), [(1, 5), (12, 5), (10**6, 5), (10**6, 10**6)])
+def test_a_primed_line_starts_with_the_stroke_in_which_the_window_reaches_its_text(reach, lift_every):
     from engine.handwriting.sampling import PrimedState
 
     prime_chars = np.array([2, 1, 0])
     primed = PrimedState("primed", prime_chars, np.array([0.0, 0.0, 1.0], np.float32))
-    cps, lift_every = 0.25, 5
+    cps = 0.25
     stepper = PrimedScriptedStepper(reach, len(prime_chars), lift_every)
     chunks = list(stream(stepper, [np.array([0, 1])], Normalizer((0.0, 0.0), (1.0, 1.0)), cps, primed=primed))
     drawn = sum(len(c.offsets[0]) for c in chunks)
     assert drawn == length_cap(2, cps)  # the window never fires here: the length cap ends the line
-    # steps before the window reached the line's text (or three characters' worth) are dropped, but those of
-    # the stroke in progress then are kept: the line starts after the last pen lift before that
-    start = min(reach, int(np.ceil(3 / cps)) + 1)
+    # Steps before the window reached the line's text are dropped, but those of the stroke in progress then are
+    # kept: the line starts after the last pen lift before that. A window that never moves on starts the line
+    # with the first stroke begun after three characters' worth, or after three times that with no pen lift.
+    wait = int(np.ceil(3 / cps))
+    forced = next(s for s in range(wait + 1, 3 * wait + 1) if (s - 1) % lift_every == 0) if lift_every < wait else None
+    start = min(reach, forced or 3 * wait + 1)
     assert chunks[-1].steps == drawn + (start - 1) // lift_every * lift_every
