@@ -35,7 +35,16 @@ from desktop.page_setup import PageSetupDialog, describe, saved_unit
 from desktop.playback import Playback, PlaybackBar
 from desktop.stroke_view import StrokeView
 from desktop.style_library import StyleLibrary, StylePicker, is_preset, preset_key, style_label
-from desktop.workers import JobRunner, WriteProgress, WriteResult, load_job, match_job, replace_line, write_job
+from desktop.workers import (
+    MEASURING_STATUS,
+    JobRunner,
+    WriteProgress,
+    WriteResult,
+    load_job,
+    match_job,
+    replace_line,
+    write_job,
+)
 from engine.handwriting.page import PageGeometry
 from engine.handwriting.styles import StyleError
 from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
@@ -480,7 +489,10 @@ class HandwritingTab(QWidget):
         self.view.begin(len(texts))
         noun = "line" if len(texts) == 1 else "lines"
         style = f" in the style {style_label(self.style_name)!r}" if prime is not None else ""
-        self.set_status(f"Writing {len(texts)} {noun}{style}…")
+        if prime is not None and self.match_check.isChecked() and self.runner.running is match_job:
+            self.set_status(MEASURING_STATUS)  # the page waits for the style being measured in the background
+        else:
+            self.set_status(f"Writing {len(texts)} {noun}{style}…")
         try:
             self.job_started.emit(self._writer.prepare(texts)[0])  # the text as the model will read it
         except ValueError:  # unknown characters: the job itself reports them
@@ -517,8 +529,7 @@ class HandwritingTab(QWidget):
 
     def _progress(self, progress: WriteProgress) -> None:
         if progress.status is not None:  # nothing written yet: say what the wait is for
-            if self._rewriting is None:
-                self.set_status(progress.status)
+            self.set_status(progress.status)
             return
         for update in progress.updates:
             self.view.add(update.line if self._rewriting is None else self._rewriting, update.closed, update.open)

@@ -328,6 +328,11 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return self._job is not None or self._pending is not None
 
+    @property
+    def running(self) -> Callable[..., Any] | None:
+        """The function of the job in flight (a cancelled one included, until it has finished), or None."""
+        return self._job.func if self._job is not None else None
+
     def submit(
         self,
         func: Callable[..., Any],

@@ -32,19 +32,27 @@ def correction_key(*parts: object) -> str:
 
 
 class CorrectionStore:
-    """A small JSON file of corrections by key; reads and writes whole (written atomically)."""
+    """A small JSON file of corrections by key; reads and writes whole (written atomically).
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    ``path`` None: the cache folder could not be made (read-only, or a file in its place); the store then keeps
+    nothing and corrections are measured as without it."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path is not None else None
 
     @classmethod
     def default(cls) -> CorrectionStore:
-        return cls(cache_dir() / FILE_NAME)
+        try:
+            return cls(cache_dir() / FILE_NAME)
+        except OSError:
+            return cls(None)
 
     def _entries(self) -> dict[str, list]:
+        if self.path is None:
+            return {}
         try:
             data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):  # missing, unreadable or damaged: start again
+        except (OSError, ValueError, RecursionError):  # missing, unreadable or damaged: start again
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("corrections"), dict):
             return {}
@@ -55,7 +63,7 @@ class CorrectionStore:
         if (
             isinstance(value, list)
             and len(value) == 3
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            and all(isinstance(v, float) and math.isfinite(v) for v in value)  # as written: floats, never ints
             and value[0] > 0
             and value[2] > 0
         ):
@@ -63,9 +71,11 @@ class CorrectionStore:
         return None
 
     def put(self, key: str, correction: StyleCorrection) -> None:
+        if self.path is None:
+            return
         entries = self._entries()
         entries.pop(key, None)
-        entries[key] = [correction.width, correction.shear, correction.height]
+        entries[key] = [float(correction.width), float(correction.shear), float(correction.height)]
         while len(entries) > KEPT:
             entries.pop(next(iter(entries)))
         with contextlib.suppress(OSError):  # a read-only or full cache folder: measured again next time

@@ -3,7 +3,7 @@
 Primed, the network follows a writer's letter height, width and slant only part of the way (across testset_v
 writers the primed output's width moves about half as far as the prime's, its height and slant two thirds to
 three quarters; docs/training.md), adds an error of its own per writer, and bias shrinks all writing. So, per
-style, the network writes the style's own text in that style a few times; the difference between those lines
+style, the network writes the style's own text in that style a few dozen times; the difference between those lines
 and the style's strokes, in letter height, letter width (ink extent per character) and slant, becomes a linear
 map of every pen step written in the style afterwards: y and x scaled, then x sheared. (A page is then scaled to
 the letter height the user asks for: there what counts is the width's proportion to the height, and the slant.)
@@ -27,7 +27,10 @@ MAX_WIDTH_FACTOR = 1.3  # letter width relative to the size changed by at most t
 MAX_SLANT_DEG = 12.0  # slant changed by at most this many degrees either way
 REFINEMENTS = 12
 TRIMMED = 0.15  # the share of lines left out at each end when averaging a measure over written lines
-MEASURING_VERSION = 2  # raised when the measuring changes in a way the settings below do not show
+# Raised when the measuring changes in a way the settings below do not show (this module, the measures in
+# style_metrics.py, how sampling.py starts and ends a line): corrections kept by an older version are then measured
+# anew (engine.handwriting.correction_store).
+MEASURING_VERSION = 2
 
 
 # what a stored correction was measured with (engine.handwriting.correction_store): a change measures anew
@@ -39,8 +42,11 @@ def robust_mean(values) -> float:
     botches (a stray stroke twice the letter height) must not move the style, yet the average of the lines is
     what a page shows (a median of a dozen lines missed it by up to 7% in letter height, which varies about 18%
     from line to line at bias 0)."""
-    v = np.sort(np.asarray(values, np.float64))
-    k = int(np.ceil(TRIMMED * len(v))) if len(v) > 2 else 0  # from three lines on, at least one each end
+    v = np.asarray(values, np.float64)
+    v = np.sort(v[np.isfinite(v)])  # a line that could not be measured says nothing about the style
+    if len(v) == 0:
+        return float("nan")
+    k = int(np.ceil(TRIMMED * len(v))) if len(v) > 2 else 0  # rounded up: from three lines on, one at each end
     return float(v[k : len(v) - k].mean())
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import __version__ as engine_version
 from engine.handwriting import style_matching
 from engine.handwriting.alphabet import Alphabet
 from engine.handwriting.checkpoint import ModelFile, ModelFileError, load_model_file
@@ -264,9 +265,10 @@ class HandwritingWriter:
                 digest.update(name.encode())
                 digest.update(np.ascontiguousarray(self.model.weights[name]).tobytes())
             self._fingerprint = digest.hexdigest()
-        settings = (MATCH_SAMPLES, MATCH_CHARACTERS, *style_matching.MEASURING_SETTINGS)
-        backend = self.backend_description
-        return correction_key("style-correction", self._fingerprint, backend, prime_key, bias, settings)
+        settings = (MATCH_SAMPLES, MATCH_CHARACTERS, *style_matching.MEASURING_SETTINGS, engine_version)
+        # the network that runs: an ONNX export is keyed by its own file too, the backend by its version and device
+        runs = (self.backend_description, getattr(self.stepper, "manifest", {}).get("onnx_sha256"))
+        return correction_key("style-correction", self._fingerprint, runs, prime_key, bias, settings)
 
     def _matching(self, prime: Prime | None, bias: float, match_style: bool) -> StyleCorrection:
         """The correction for a style the caller gave (none without one, or without ``match_style``)."""

@@ -55,8 +55,10 @@ def tab(qtbot, tiny_synthesis_model):
 
 @pytest.fixture(autouse=True)
 def _own_data_dir(tmp_path, monkeypatch) -> None:
-    """Each test its own styles folder and canvas autosave, so no test sees another's ink."""
+    """Each test its own styles folder, canvas autosave and cache (style corrections are kept there), so no test
+    sees another's ink or another's measurements."""
     monkeypatch.setenv("PENWRIGHT_DATA_DIR", str(tmp_path / "penwright-data"))
+    monkeypatch.setenv("PENWRIGHT_CACHE_DIR", str(tmp_path / "penwright-cache"))
 
 
 @pytest.fixture(autouse=True)

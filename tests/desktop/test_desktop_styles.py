@@ -79,6 +79,31 @@ def test_a_chosen_style_is_measured_for_matching_before_the_first_write(qtbot, p
     assert not styled_tab.busy  # matching off: nothing to measure
 
 
+def test_a_write_waiting_for_the_style_being_measured_says_so(qtbot, panel, styled_tab) -> None:
+    import threading
+
+    from desktop.workers import MEASURING_STATUS
+
+    qtbot.waitUntil(lambda: not styled_tab.busy, timeout=20000)
+    writer, release = styled_tab.writer, threading.Event()
+    measure = writer.style_correction
+
+    def slow_measure(prime, bias):  # a long measurement (the shipped network takes seconds)
+        release.wait(10)
+        return measure(prime, bias)
+
+    writer.style_correction = slow_measure
+    write_line(panel)
+    panel.save_style()  # chosen in the tab, which starts measuring it in the background
+    assert styled_tab.busy
+    styled_tab.text_edit.setPlainText("ba cab")
+    styled_tab.write()
+    assert styled_tab.status_text == MEASURING_STATUS  # not "Writing…" with nothing drawn for seconds
+    release.set()
+    qtbot.waitUntil(lambda: not styled_tab.busy, timeout=20000)
+    assert styled_tab.status_text.startswith("Wrote 1 line"), styled_tab.status_text
+
+
 def test_writing_with_a_style_primes_the_writer(qtbot, panel, styled_tab, tiny_synthesis_model) -> None:
     write_line(panel)
     panel.save_style()

@@ -45,6 +45,24 @@ def test_a_damaged_cache_is_ignored_and_written_anew(tmp_path, content):
     assert json.loads(path.read_text())["format"] == store_module.FORMAT
 
 
+def test_a_cache_folder_that_cannot_be_made_keeps_nothing_and_the_model_still_loads(
+    tiny_synthesis_model, style, monkeypatch, tmp_path
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PENWRIGHT_CACHE_DIR", str(blocker / "cache"))
+    writer = HandwritingWriter.load(tiny_synthesis_model, backend="torch", keep_corrections=True)
+    assert writer.style_correction(style, 0.5) == writer.style_correction(style, 0.5)  # measured, in memory
+    assert not blocker.is_dir()
+
+
+def test_huge_or_integer_values_are_not_trusted(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"format": 1, "corrections": {"k": [1' + "0" * 400 + ', 0.0, 1.0], "j": [1, 0, 1]}}')
+    store = CorrectionStore(path)
+    assert store.get("k") is None and store.get("j") is None
+
+
 def test_the_cache_keeps_the_newest_entries(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "KEPT", 3)
     store = CorrectionStore(tmp_path / "c.json")

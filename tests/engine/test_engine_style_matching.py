@@ -183,6 +183,9 @@ def test_the_lines_are_averaged_without_their_extremes():
     assert robust_mean([3.0, -1.0, 2.0, 10.0]) == pytest.approx(2.5)  # four lines: the middle two
     assert robust_mean([4.0]) == 4.0  # a style's own line
     assert robust_mean([1.0, 2.0]) == 1.5
+    assert robust_mean([5.0, 1.0, 3.0]) == 3.0  # three lines: the middle one
+    assert robust_mean([1.0, float("nan"), 2.0, 3.0, 4.0]) == pytest.approx(2.5)  # unmeasurable lines are left out
+    assert np.isnan(robust_mean([float("nan")]))
 
 
 def test_a_page_without_a_style_and_without_a_seed_is_not_matched(writer, monkeypatch):
