@@ -30,7 +30,7 @@ TRIMMED = 0.15  # the share of lines left out at each end when averaging a measu
 # Raised when the measuring changes in a way the settings below do not show (this module, the measures in
 # style_metrics.py, how sampling.py starts and ends a line): corrections kept by an older version are then measured
 # anew (engine.handwriting.correction_store).
-MEASURING_VERSION = 2
+MEASURING_VERSION = 3
 
 
 # what a stored correction was measured with (engine.handwriting.correction_store): a change measures anew
