@@ -211,35 +211,33 @@ class HandwritingWriter:
         """The correction that gives writing in ``prime``'s style its letter height, width and slant (measured once per
         style and bias, to the nearest ``MATCH_BIAS_STEP``, then remembered). An invented hand is the network's own:
         it needs none."""
-        known = self._known_correction(prime, bias)
+        key, at_bias, stored_key = self._correction_keys(prime, bias)
+        known = self._known_correction(key, at_bias, stored_key)
         if known is not None:
             return known
-        key, at_bias = self._prime_key(prime), self._bias_step(bias)
         correction = self._measure_correction(prime, key, at_bias)
-        if self.correction_store is not None:
-            self.correction_store.put(self._stored_correction_key(key, at_bias), correction)
+        if stored_key is not None:
+            self.correction_store.put(stored_key, correction)
         self._remember_correction((key, at_bias), correction)
         return correction
 
     def knows_style_correction(self, prime: Prime, bias: float) -> bool:
         """Whether :meth:`style_correction` answers at once (remembered, kept in the store, or not needed), rather
         than measuring first (a batch of lines: seconds on one thread; a UI says so meanwhile)."""
-        return self._known_correction(prime, bias) is not None
+        return self._known_correction(*self._correction_keys(prime, bias)) is not None
 
-    @staticmethod
-    def _bias_step(bias: float) -> float:
-        return round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
+    def _correction_keys(self, prime: Prime, bias: float) -> tuple[str, float, str | None]:
+        """(the prime's key, the bias step it is measured at, its key in the store or None without one)."""
+        key, at_bias = self._prime_key(prime), round(float(bias) / MATCH_BIAS_STEP) * MATCH_BIAS_STEP
+        return key, at_bias, self._stored_correction_key(key, at_bias) if self.correction_store is not None else None
 
-    def _known_correction(self, prime: Prime, bias: float) -> StyleCorrection | None:
-        key = self._prime_key(prime)
+    def _known_correction(self, key: str, at_bias: float, stored_key: str | None) -> StyleCorrection | None:
+        """The correction without measuring: none for an invented hand, else remembered or read from the store."""
         if key in self._hand_states:
             return StyleCorrection()
-        at_bias = self._bias_step(bias)
         if (key, at_bias) in self._corrections:
             return self._corrections[(key, at_bias)]
-        if self.correction_store is None:
-            return None
-        stored = self.correction_store.get(self._stored_correction_key(key, at_bias))
+        stored = self.correction_store.get(stored_key) if stored_key is not None else None
         if stored is not None:
             self._remember_correction((key, at_bias), stored)
         return stored
