@@ -2,11 +2,15 @@
 
     python bench/handwriting_speed.py                      # the shipped model (resources/models)
     python bench/handwriting_speed.py --model runs/synthesis-skip2/best.npz
+    python bench/handwriting_speed.py --backend torch --device cuda   # pages etc. on a GPU (the ratio stays CPU)
 
 The model is copied to a temporary folder and exported to ONNX there when it has no ``.onnx`` beside it
 (exporting needs torch and takes a few seconds; it is not part of any figure). Measured, at one thread:
 
 * per-step time of the network, torch vs ONNX (one stream, batch 1, the Stepper protocol, 300 steps);
+* the writer's network step for the page's 10 lines at once against one line's (what a batch can gain at most
+  per step: on this 2-core VM's CPU a batch of 10 runs the layer products at the core's FMA peak, so it costs
+  2.3-2.8 times one line's step, where one line only streams the weights);
 * generated points per second for one stream with ONNX (``HandwritingWriter.write``, sampling included);
 * a page of 10 lines written as one batch vs the same 10 lines one by one (throughput ratio, points/s);
   finished lines leave the batch, so a page costs what its lines do, but a batch takes as long as its
@@ -49,12 +53,12 @@ DEFAULT_STYLE = "preset:Penwright neat"  # the app's style on first start (deskt
 TARGETS = {"ratio": 1.5, "points": 1500.0, "batch": 4.0, "first_chunk_ms": 50.0, "start_s": 1.0}
 
 
-def per_step_seconds(stepper, chars: np.ndarray, steps: int, repeats: int = 3) -> float:
-    """Best of ``repeats`` mean step times over ``steps`` steps (after a few warm-up steps)."""
+def per_step_seconds(stepper, chars: np.ndarray, steps: int, repeats: int = 3, batch: int = 1) -> float:
+    """Best of ``repeats`` mean step times over ``steps`` steps (after a few warm-up steps), ``batch`` lines."""
     best = float("inf")
-    x = np.zeros((1, 3), np.float32)
+    x = np.zeros((batch, 3), np.float32)
     for _ in range(repeats):
-        state = stepper.start(chars[None])
+        state = stepper.start(np.repeat(chars[None], batch, axis=0))
         for _ in range(5):
             _, _, state = stepper.step(x, state)
         t0 = time.perf_counter()
@@ -130,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per writing measurement (the fastest counts)")
     parser.add_argument("--pages", type=int, default=4, help="pages (seeds) the batch ratio is measured over")
     parser.add_argument(
+        "--backend", choices=("onnx", "torch"), default="onnx", help="the writer's backend (pages, one stream)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="the writer's device: cpu, cuda, cuda:N, mps (the per-step ratio stays CPU)"
+    )
+    parser.add_argument(
         "--independent-lines",
         action="store_true",
         help="also measure pages of independent unprimed lines (every line a new random writer; about 10 s more)",
@@ -160,13 +170,17 @@ def main(argv: list[str] | None = None) -> int:
             exported = f"exported to ONNX here in {time.perf_counter() - t0:.1f} s (not in any figure)"
         bench_start = time.perf_counter()
         model = load_model_file(model_path)
-        writer = HandwritingWriter.load(model_path, backend="onnx", device="cpu", keep_corrections=True)
+        writer = HandwritingWriter.load(model_path, backend=args.backend, device=args.device, keep_corrections=True)
+        for notice in writer.notices:
+            print(f"notice: {notice}")
         chars = writer.alphabet.encode(writer.prepare([LINE])[0][0])
 
         torch_step = per_step_seconds(TorchStepper(model, "cpu", threads=1), chars, args.steps)
         onnx_step = per_step_seconds(OnnxStepper(model_path.with_suffix(".onnx"), model, "cpu"), chars, args.steps)
 
         writer.write(["warm up"], bias=1.0, seed=0)
+        line_step = per_step_seconds(writer.stepper, chars, 200, repeats=2)
+        page_step = per_step_seconds(writer.stepper, chars, 200, repeats=2, batch=len(PAGE))
         # Each timing is the best of `--repeats` (the same seeds, so the same strokes): other processes on a
         # busy machine only ever slow a run down.
         single, single_s = best_of(args.repeats, lambda: writer.write([LINE], bias=1.0, seed=1))
@@ -198,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = torch_step / onnx_step
     cfg = model.meta["config"]
     print(f"model: {source} ({cfg['layers']}x{cfg['hidden']} LSTM, {model.meta['convention']})")
-    print(f"engine: {writer.backend_description}; one thread; {exported}")
+    print(f"engine: {writer.backend_description}; one CPU thread; {exported}")
     rows = [
         ("per step, PyTorch eager (batch 1)", f"{torch_step * 1e3:.3f} ms", ""),
         ("per step, ONNX Runtime (batch 1)", f"{onnx_step * 1e3:.3f} ms", ""),
@@ -208,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{points_per_s:,.0f} ({points_of(single)} pts in {single_s:.2f} s)",
             f">= {TARGETS['points']:,.0f}",
             points_per_s >= TARGETS["points"],
+        ),
+        (
+            "network step: 10 lines, one line (writer)",
+            f"{page_step * 1e3:.3f}, {line_step * 1e3:.3f} ms: {len(PAGE) * line_step / page_step:.2f}x per step",
+            "",
         ),
         (f"no style: points/s, {args.pages} pages of 10 as batches", f"{batch_rate:,.0f} (mean/long {fill:.2f})", ""),
         ("no style: points/s, the 10 lines one by one", f"{one_rate:,.0f}", ""),
@@ -243,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.independent_lines:
         rate, one, share = independent
-        rows[6:6] = [
+        rows[8:8] = [
             ("independent lines: batches, one by one", f"{rate:,.0f}, {one:,.0f} ({share:.2f})", ""),
             ("independent lines: batch / one by one", f"{rate / one:.2f}x", ""),
         ]
