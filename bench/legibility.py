@@ -2,7 +2,9 @@
 window's stopping rule rather than the length cap (a model that has not learned to read its text runs
 on to the cap). Sentences are testset_v transcriptions (varied, never seen in training); ``--pangrams``
 writes pangrams instead (every letter, z, q, j and x included: the rare characters a network stalls on,
-scribbling for many steps; the steps per character show it).
+scribbling for many steps; the steps per character show it). Stalls are counted too: runs of at least
+``STALL_RUN`` pen-down steps each shorter than ``sampling.STILL_SHARE`` of the training data's step spread (the pen
+all but standing still; the writer draws such a pen without bias after ``writer.STALL_STEPS`` steps).
 
     python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1] [--style NAME]
     python bench/legibility.py --pangrams [--samples 200]
@@ -21,7 +23,20 @@ from pangrams import PANGRAMS  # bench/ is the script's folder, first on sys.pat
 
 from engine.handwriting.dataset import load_lines, resolve_data_folder
 from engine.handwriting.iam_ondb import read_split_file, split_of
+from engine.handwriting.sampling import STILL_SHARE
 from engine.handwriting.writer import HandwritingWriter
+
+STALL_RUN = 16  # steps: twice the writer's STALL_STEPS, so a stall the writer breaks at once is not counted
+
+
+def stalled_steps(offsets: np.ndarray, limit: float) -> int:
+    """Steps in runs of at least STALL_RUN pen-down steps shorter than ``limit`` (sensor units)."""
+    still = (np.hypot(offsets[:, 0], offsets[:, 1]) < limit) & (offsets[:, 2] < 0.5)
+    total = run = 0
+    for s in still:
+        run = run + 1 if s else 0
+        total += STALL_RUN if run == STALL_RUN else int(run > STALL_RUN)
+    return total
 
 
 def validation_sentences(data: str | None, alphabet, count: int) -> list[str]:
@@ -61,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         sentences = [PANGRAMS[i % len(PANGRAMS)] for i in range(args.samples)]
     else:
         sentences = validation_sentences(args.data, writer.alphabet, args.samples)
-    stopped, lengths = [], []
+    stopped, lengths, stalls = [], [], []
+    limit = STILL_SHARE * float(np.mean(writer.normalizer.std))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,10 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             lines = writer.write(batch, bias=args.bias, seed=i, prime=prime, one_hand=args.one_hand)
             stopped += [line.stopped_by_window for line in lines]
             lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
+            stalls += [(stalled_steps(line.offsets, limit), len(line.offsets)) for line in lines]
     seconds = time.perf_counter() - start
     print(
         f"{len(stopped)} samples in {seconds:.0f} s ({writer.backend_description}); "
         f"steps per character: median {np.median(lengths):.1f}, p95 {np.percentile(lengths, 95):.1f}"
+    )
+    stalled = [n for n, _ in stalls if n]
+    print(
+        f"stalls (pen all but still for {STALL_RUN}+ steps): {len(stalled)} lines, "
+        f"{sum(stalled) / max(sum(t for _, t in stalls), 1):.1%} of all steps, longest {max(stalled, default=0)} steps"
     )
     primed = (f" style={args.style!r}" if args.style else "") + (" texts=pangrams" if args.pangrams else "")
     print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}{primed}")

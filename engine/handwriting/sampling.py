@@ -155,6 +155,8 @@ def sample_points(
     y = np.asarray(y, dtype=np.float64)
     B, M = y.shape[0], mixtures
     u_component, u_eos, normals = _uniforms(rng, rows, batch if rows is not None else B)
+    if np.ndim(bias):  # one bias per row (B,): the same draws, each row transformed with its own
+        bias = float(np.reshape(bias, -1)[0]) if B == 1 else np.asarray(bias, np.float64).reshape(B, 1)
     scaled = y[:, 1 : 1 + M] * (1.0 + bias)
     scaled -= scaled.max(axis=1, keepdims=True)
     pi = np.exp(scaled)
@@ -220,6 +222,11 @@ class GenerationResult:
     final_state: object | None = None  # see Chunk.final_state
 
 
+# A pen step shorter than this share of the training data's step spread (about 2.8 sensor units for the shipped
+# network, where a step is typically 10-30) all but stands still.
+STILL_SHARE = 0.05
+
+
 def length_cap(n_chars: int, chars_per_step: float) -> int:
     """Most steps a line of n characters may take: about 2.5 times the training data's pace."""
     return int(np.ceil((n_chars + 1) / max(chars_per_step, 1e-3) * 2.5)) + 20
@@ -241,6 +248,7 @@ def stream(
     keep_state: bool = False,
     lookahead: int = 0,
     ends_with_mark: np.ndarray | None = None,
+    stall_steps: int = 0,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
@@ -252,7 +260,11 @@ def stream(
     them (as a prime's word space is seen before the next line's text). ``ends_with_mark`` (B,) bool: lines whose
     last character is written in one stroke (a full stop, a comma): such a line ends when the stroke that began
     with the window on that character ends, before the window has moved past it (after a full stop the network
-    otherwise often begins a next letter, which the pen would then finish).
+    otherwise often begins a next letter, which the pen would then finish). ``stall_steps`` (0: never): a line
+    whose pen has all but stopped for that many steps in a row (each step shorter than ``STILL_SHARE`` of the
+    training data's step spread, the pen down) is drawn without bias until the pen moves again -- at a high bias
+    the sharpened mixture can keep choosing its "stay" component for hundreds of steps (the pen sits, the
+    baseline drifts, the batch waits on that line), which the network's own spread leaves at once.
     """
     if keep_state and len(chars) != 1:
         raise ValueError("keep_state needs a batch of one line")
@@ -318,6 +330,9 @@ def stream(
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
+    still = np.zeros(B, int)  # per line: steps in a row the pen has all but stood still (see stall_steps)
+    still_limit = STILL_SHARE * float(np.mean(normalizer.std))  # in sensor units
+    norm_std, norm_mean = np.asarray(normalizer.std, np.float32), np.asarray(normalizer.mean, np.float32)
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
         before = state
@@ -353,13 +368,20 @@ def stream(
                 done[fired[(x[fired, 2] > 0.5) & (taken[fired] > 0)]] = True
                 ended_unread = bool(done[0])
         compact = len(alive) < B
-        drawn = sample_points(y, stepper.mixtures, bias, rng, alive if compact else None, B)
+        row_bias = bias
+        if stall_steps and (stalled := still[alive] >= stall_steps).any():
+            row_bias = np.where(stalled, min(bias, 0.0), bias)
+        drawn = sample_points(y, stepper.mixtures, row_bias, rng, alive if compact else None, B)
         np.clip(drawn[:, :2], low, high, out=drawn[:, :2])
         if compact:
             x = x.copy()
             x[alive] = drawn
         else:
             x = drawn
+        if stall_steps:
+            moved = drawn[:, :2] * norm_std + norm_mean
+            moving = (np.hypot(moved[:, 0], moved[:, 1]) >= still_limit) | (drawn[:, 2] > 0.5)
+            still[alive] = np.where(moving, 0, still[alive] + 1)
         step += 1
         active = ~done & started
         chunk_x.append(x)

@@ -96,6 +96,16 @@ def test_the_fast_sampler_draws_exactly_what_the_mixture_gives(rows):
         np.testing.assert_array_equal(fast, slow)
 
 
+def test_a_bias_per_row_transforms_each_row_as_its_own_bias_does():
+    y = np.random.default_rng(5).normal(size=(4, 1 + 6 * 3)) * 2
+    biases = np.array([0.0, 0.7, 3.0, 0.0])
+    mixed = sample_points(y, 3, biases, np.random.default_rng(1))
+    for b, bias in enumerate(biases):  # the same draws: each row as the whole batch at its bias gives it
+        np.testing.assert_array_equal(mixed[b], sample_points(y, 3, float(bias), np.random.default_rng(1))[b])
+    one = sample_points(y[:1], 3, np.array([0.7]), np.random.default_rng(1))
+    np.testing.assert_array_equal(one, sample_points(y[:1], 3, 0.7, np.random.default_rng(1)))
+
+
 def test_components_are_chosen_by_their_weights():
     M, n = 3, 30000
     y = np.zeros((n, 1 + 6 * M))
@@ -397,3 +407,71 @@ def test_a_primed_line_starts_with_the_stroke_in_which_the_window_reaches_its_te
     forced = next(s for s in range(wait + 1, 3 * wait + 1) if (s - 1) % lift_every == 0) if lift_every < wait else None
     start = min(reach, forced or 3 * wait + 1)
     assert chunks[-1].steps == drawn + (start - 1) // lift_every * lift_every
+
+
+# ----- stalls -------------------------------------------------------------------------------------------------------
+class StallingStepper:
+    """A fake network whose mixture all but holds the pen still: a "stay" component (weight e^2 : 1) and a
+    "move" component one unit right. Biased, the stay component is chosen almost always; unbiased, one step in 9
+    moves. The window never finishes (lines end at the length cap)."""
+
+    mixtures = 2
+    synthesis = True
+
+    def __init__(self, still_at=(0.0, 0.0)):
+        self.still_at = still_at  # the normalised step that is no motion: -mean / std
+
+    def start(self, chars, primed=None):
+        self.width = chars.shape[1]
+        return 0
+
+    def step(self, x, t):
+        B = len(x)
+        y = np.zeros((B, 13))
+        y[:, 0] = -30.0  # the pen stays down
+        y[:, 1:3] = [2.0, 0.0]  # weights: stay, move
+        y[:, 3], y[:, 5] = self.still_at  # mu x, mu y of "stay"
+        y[:, 4] = self.still_at[0] + 1.0  # mu x of "move": one standard deviation to the right
+        y[:, 7:11] = -6.0  # tiny sigmas
+        phi = np.zeros((B, self.width))
+        phi[:, 0] = 1.0
+        return y, phi, t + 1
+
+    def carried(self, t):
+        return t
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_pen_that_stands_still_is_drawn_without_bias_until_it_moves(batch):
+    chars = [np.zeros(40, np.int64)] * batch
+    normalizer = Normalizer((0.0, 0.0), (1.0, 1.0))
+
+    def moves(stall_steps: int) -> list[np.ndarray]:
+        result = generate(
+            StallingStepper(), chars, normalizer, 0.5, 3.0, np.random.default_rng(4), stall_steps=stall_steps
+        )
+        return [np.flatnonzero(o[:, 0] > 0.5) for o in result.offsets]
+
+    held = moves(0)  # bias 3: the move component's weight is e^0 / e^8 -- the pen stays put all line
+    assert all(len(m) <= 2 for m in held)
+    freed = moves(8)
+    for m in freed:
+        # it moves again within a few steps of standing still for 8, and again and again
+        assert len(m) >= 10
+        assert np.diff(np.concatenate([[-1], m])).max() <= 8 + 40
+
+
+def test_the_writer_draws_a_pen_that_stands_still_without_bias(writer, monkeypatch):
+    import engine.handwriting.writer as writer_module
+
+    mean, std = np.asarray(writer.normalizer.mean), np.asarray(writer.normalizer.std)
+    monkeypatch.setattr(writer, "stepper", StallingStepper(tuple(-mean / std)))
+
+    def moves() -> int:
+        line = writer.write(["abc ab"], bias=3.0, seed=2)[0]
+        return int((np.hypot(line.offsets[:, 0], line.offsets[:, 1]) > 0.5 * std.mean()).sum())
+
+    assert writer_module.STALL_STEPS == 8
+    assert moves() >= 5
+    monkeypatch.setattr(writer_module, "STALL_STEPS", 0)
+    assert moves() <= 1
