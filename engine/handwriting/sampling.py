@@ -63,9 +63,11 @@ class MixtureParams:
     rho: np.ndarray  # (B, M)
 
 
-def mixture_params(y: np.ndarray, mixtures: int, bias: float = 0.0) -> MixtureParams:
-    """Raw outputs -> biased mixture parameters (paper eq. 18-22 with 61-62)."""
+def mixture_params(y: np.ndarray, mixtures: int, bias: float | np.ndarray = 0.0) -> MixtureParams:
+    """Raw outputs -> biased mixture parameters (paper eq. 18-22 with 61-62); ``bias`` one for all rows or (B,)."""
     y = np.asarray(y, dtype=np.float64)
+    if np.ndim(bias):
+        bias = np.asarray(bias, np.float64).reshape(-1, 1)
     M = mixtures
     e, logit_pi = y[:, 0], y[:, 1 : 1 + M]
     # (B, M, 2) filled in place: the same contiguous arrays np.stack made, without its per-call overhead
@@ -78,7 +80,7 @@ def mixture_params(y: np.ndarray, mixtures: int, bias: float = 0.0) -> MixturePa
     scaled -= scaled.max(axis=1, keepdims=True)
     pi = np.exp(scaled)
     pi /= pi.sum(axis=1, keepdims=True)
-    sigma = np.exp(log_sigma - bias)
+    sigma = np.exp(log_sigma - (bias[:, :, None] if np.ndim(bias) else bias))
     eos = 1.0 / (1.0 + np.exp(-e))
     return MixtureParams(eos, pi, mu, sigma, rho)
 
@@ -309,7 +311,7 @@ def stream(
     on_mark = np.zeros(B, bool)  # the current stroke began with the window on the line's last character
     taken = np.zeros(B, int)
     pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
-    pending_params: list[list[np.ndarray]] = [[] for _ in range(B)]
+    pending_params: list[list[tuple]] = [[] for _ in range(B)]  # (raw outputs, the bias drawn with) per step
     low, high = -limit.astype(np.float32), limit.astype(np.float32)
     chunk_x: list[np.ndarray] = []  # (B, 3) per step of the current chunk
     chunk_active: list[np.ndarray] = []  # (B,) per step: which lines were still writing
@@ -326,7 +328,7 @@ def stream(
     started = np.full(B, prime_length == 0 or not stepper.synthesis)
     waited = np.zeros(B, int)
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))
-    since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi) per step while a line waits
+    since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi, bias) per step while a line waits
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
@@ -353,8 +355,8 @@ def stream(
                     lead_in[b], since_lift[b] = since_lift[b], []
                     taken[b] += len(lead_in[b])
                     if record:
-                        pending_params[b] += [y_lead for _, y_lead, _ in lead_in[b]]
-                        pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead in lead_in[b]]
+                        pending_params[b] += [(y_lead, b_lead) for _, y_lead, _, b_lead in lead_in[b]]
+                        pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead, _ in lead_in[b]]
             reached = focus == lengths_alive
             if any_mark:
                 began = x[alive, 2] > 0.5  # the previous step lifted the pen: this step begins a stroke
@@ -391,11 +393,12 @@ def stream(
             all_started = bool(started.all())
             for i, b in enumerate(alive):
                 if not started[b]:
-                    since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i])]
+                    drawn_with = row_bias if np.ndim(row_bias) == 0 else row_bias[i]
+                    since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i], drawn_with)]
         if record:
             for i, b in enumerate(alive):
                 if active[b]:
-                    pending_params[b].append(y[i])
+                    pending_params[b].append((y[i], row_bias if np.ndim(row_bias) == 0 else row_bias[i]))
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
         # A line ends once its window has finished and the pen lifts, or at its length cap: neither can
@@ -427,7 +430,10 @@ def stream(
             chunk_x, chunk_active = [], []
             window = [np.array(w) for w in pending_window] if record and stepper.synthesis else None
             chunk_params = (
-                [mixture_params(np.array(p).reshape(-1, y.shape[1]), stepper.mixtures, bias) for p in pending_params]
+                [
+                    mixture_params(np.reshape([q[0] for q in p], (-1, y.shape[1])), stepper.mixtures, [q[1] for q in p])
+                    for p in pending_params
+                ]
                 if record
                 else None
             )

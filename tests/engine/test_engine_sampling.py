@@ -475,3 +475,31 @@ def test_the_writer_draws_a_pen_that_stands_still_without_bias(writer, monkeypat
     assert moves() >= 5
     monkeypatch.setattr(writer_module, "STALL_STEPS", 0)
     assert moves() <= 1
+
+
+def test_recorded_mixtures_carry_the_bias_each_step_was_drawn_with():
+    chunks = list(
+        stream(
+            StallingStepper(),
+            [np.zeros(40, np.int64)] * 2,
+            Normalizer((0.0, 0.0), (1.0, 1.0)),
+            0.5,
+            3.0,
+            np.random.default_rng(4),
+            record=True,
+            stall_steps=8,
+        )
+    )
+    for b in range(2):
+        sigma = np.concatenate([c.params[b].sigma[:, 0, 0] for c in chunks])
+        offsets = np.concatenate([c.offsets[b] for c in chunks])
+        assert len(sigma) == len(offsets)
+        unbiased = np.isclose(sigma, np.exp(-6.0))
+        assert 10 <= unbiased.sum() < len(sigma) - 50
+        assert np.allclose(sigma[~unbiased], np.exp(-9.0))
+        # drawn without bias exactly after 8 steps standing still, until the pen moved
+        still = np.hypot(offsets[:, 0], offsets[:, 1]) < 0.05
+        run = 0
+        for t in range(len(offsets)):
+            assert unbiased[t] == (run >= 8), t
+            run = run + 1 if still[t] and offsets[t, 2] < 0.5 else 0
