@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         from engine.handwriting.styles import load_style_or_preset
 
         prime = load_style_or_preset(args.style).prime(writer.convention, writer.alphabet)
-    sheet, stats = sample_sheet(writer, args.sentences, args.biases, args.seeds, prime, args.match_style)
+    sheet, stats = sample_sheet(
+        writer, args.sentences, args.biases, args.seeds, prime=prime, match_style=args.match_style
+    )
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)
     atomic_write_bytes(Path(args.output), buffer.getvalue())
