@@ -10,7 +10,7 @@ The model is copied to a temporary folder and exported to ONNX there when it has
 * per-step time of the network, torch vs ONNX (one stream, batch 1, the Stepper protocol, 300 steps);
 * the writer's network step for the page's 10 lines at once against one line's (what a batch can gain at most
   per step: on this 2-core VM's CPU a batch of 10 runs the layer products at the core's FMA peak, so it costs
-  2.3-2.8 times one line's step, where one line only streams the weights);
+  1.8-2.9 times one line's step, where one line only streams the weights; on the writer's backend and device);
 * generated points per second for one stream with ONNX (``HandwritingWriter.write``, sampling included);
 * a page of 10 lines written as one batch vs the same 10 lines one by one (throughput ratio, points/s);
   finished lines leave the batch, so a page costs what its lines do, but a batch takes as long as its
@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         "--backend", choices=("onnx", "torch"), default="onnx", help="the writer's backend (pages, one stream)"
     )
     parser.add_argument(
-        "--device", default="cpu", help="the writer's device: cpu, cuda, cuda:N, mps (the per-step ratio stays CPU)"
+        "--device",
+        default="cpu",
+        help="the writer's device (pages, one stream, the batch-step row): cpu, cuda, cuda:N, mps; the per-step "
+        "ratio stays CPU",
     )
     parser.add_argument(
         "--independent-lines",
@@ -212,13 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     ratio = torch_step / onnx_step
     cfg = model.meta["config"]
     print(f"model: {source} ({cfg['layers']}x{cfg['hidden']} LSTM, {model.meta['convention']})")
-    print(f"engine: {writer.backend_description}; one CPU thread; {exported}")
+    threads = "one CPU thread" if args.device == "cpu" else f"device {args.device!r}"
+    print(f"engine (pages, one stream): {writer.backend_description}; {threads}; {exported}")
+    print("per-step ratio: PyTorch eager and ONNX Runtime on the CPU, one thread")
     rows = [
         ("per step, PyTorch eager (batch 1)", f"{torch_step * 1e3:.3f} ms", ""),
         ("per step, ONNX Runtime (batch 1)", f"{onnx_step * 1e3:.3f} ms", ""),
         ("ONNX speed-up per step", f"{ratio:.2f}x", f">= {TARGETS['ratio']}x", ratio >= TARGETS["ratio"]),
         (
-            "points/s, one stream (ONNX)",
+            "points/s, one stream",
             f"{points_per_s:,.0f} ({points_of(single)} pts in {single_s:.2f} s)",
             f">= {TARGETS['points']:,.0f}",
             points_per_s >= TARGETS["points"],

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     stalled = [n for n, _ in stalls if n]
     print(
         f"stalls (pen all but still for {STALL_RUN}+ steps): {len(stalled)} lines, "
-        f"{sum(stalled) / max(sum(t for _, t in stalls), 1):.1%} of all steps, longest {max(stalled, default=0)} steps"
+        f"{sum(stalled) / max(sum(t for _, t in stalls), 1):.1%} of all steps, "
+        f"most in one line {max(stalled, default=0)}"
     )
     primed = (f" style={args.style!r}" if args.style else "") + (" texts=pangrams" if args.pangrams else "")
     print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}{primed}")

@@ -147,7 +147,7 @@ def draw(params: MixtureParams, rng: np.random.Generator, rows: np.ndarray | Non
 def sample_points(
     y: np.ndarray,
     mixtures: int,
-    bias: float,
+    bias: float | np.ndarray,
     rng: np.random.Generator,
     rows: np.ndarray | None = None,
     batch: int = 0,
@@ -332,9 +332,14 @@ def stream(
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
-    still = np.zeros(B, int)  # per line: steps in a row the pen has all but stood still (see stall_steps)
-    still_limit = STILL_SHARE * float(np.mean(normalizer.std))  # in sensor units
-    norm_std, norm_mean = np.asarray(normalizer.std, np.float32), np.asarray(normalizer.mean, np.float32)
+    if stall_steps < 0:
+        raise ValueError("stall_steps must be 0 (never) or more")
+    # Per stepped row: steps in a row the pen has all but stood still (see stall_steps), and the largest of them
+    # as a plain int, so that a step without a stall costs one comparison before its draw.
+    still_alive, still_max = np.zeros(B, int), 0
+    still_limit2 = (STILL_SHARE * float(np.mean(normalizer.std))) ** 2  # in sensor units, squared
+    (sx, sy), (mx, my) = (float(v) for v in normalizer.std), (float(v) for v in normalizer.mean)
+    norm_std, norm_mean = np.array([sx, sy]), np.array([mx, my])
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
         before = state
@@ -371,8 +376,8 @@ def stream(
                 ended_unread = bool(done[0])
         compact = len(alive) < B
         row_bias = bias
-        if stall_steps and (stalled := still[alive] >= stall_steps).any():
-            row_bias = np.where(stalled, min(bias, 0.0), bias)
+        if stall_steps and still_max >= stall_steps:
+            row_bias = np.where(still_alive >= stall_steps, min(bias, 0.0), bias)
         drawn = sample_points(y, stepper.mixtures, row_bias, rng, alive if compact else None, B)
         np.clip(drawn[:, :2], low, high, out=drawn[:, :2])
         if compact:
@@ -380,10 +385,15 @@ def stream(
             x[alive] = drawn
         else:
             x = drawn
-        if stall_steps:
+        if stall_steps and len(drawn) == 1:  # one line: Python floats cost a tenth of numpy's tiny-array calls
+            dx, dy, lift = (float(v) for v in drawn[0])
+            still_max = 0 if lift > 0.5 or (dx * sx + mx) ** 2 + (dy * sy + my) ** 2 >= still_limit2 else still_max + 1
+            still_alive[0] = still_max
+        elif stall_steps:
             moved = drawn[:, :2] * norm_std + norm_mean
-            moving = (np.hypot(moved[:, 0], moved[:, 1]) >= still_limit) | (drawn[:, 2] > 0.5)
-            still[alive] = np.where(moving, 0, still[alive] + 1)
+            moving = np.add.reduce(moved * moved, 1) >= still_limit2
+            still_alive = np.where(moving | (drawn[:, 2] > 0.5), 0, still_alive + 1)
+            still_max = int(still_alive.max())
         step += 1
         active = ~done & started
         chunk_x.append(x)
@@ -415,6 +425,8 @@ def stream(
                 keep = np.flatnonzero(~done[alive])
                 state, alive = select(state, keep), alive[keep]
                 end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
+                still_alive = still_alive[keep]
+                still_max = int(still_alive.max())
         x_in = x[alive] if len(alive) < B else x
         if step % chunk_steps == 0 or all_done:
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
