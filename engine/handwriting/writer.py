@@ -282,7 +282,8 @@ class HandwritingWriter:
                 digest.update(name.encode())
                 digest.update(np.ascontiguousarray(self.model.weights[name]).tobytes())
             self._fingerprint = digest.hexdigest()
-        # the measured lines are drawn with the stall rule: a correction measured without it (or with another) differs
+        # the measured lines are drawn with the stall rule: a correction measured without it (or with another) differs;
+        # a change to the rule's logic (not its settings) needs MEASURING_VERSION or the engine version bumped
         settings = (
             MATCH_SAMPLES,
             MATCH_CHARACTERS,
