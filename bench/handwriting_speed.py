@@ -8,8 +8,8 @@ The model is copied to a temporary folder and exported to ONNX there when it has
 (exporting needs torch and takes a few seconds; it is not part of any figure). Measured, at one thread:
 
 * per-step time of the network, torch vs ONNX (one stream, batch 1, the Stepper protocol, 300 steps);
-* the writer's network step for the page's 10 lines at once against one line's (what a batch can gain at most
-  per step: on this 2-core VM's CPU a batch of 10 runs the layer products at the core's FMA peak, so it costs
+* the writer's network step for the page's 10 lines at once against one line's (what batching saves in the
+  network alone: on this 2-core VM's CPU a batch of 10 runs the layer products at the core's FMA peak, so it costs
   1.8-2.9 times one line's step, where one line only streams the weights; on the writer's backend and device);
 * generated points per second for one stream with ONNX (``HandwritingWriter.write``, sampling included);
 * a page of 10 lines written as one batch vs the same 10 lines one by one (throughput ratio, points/s);
