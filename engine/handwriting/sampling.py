@@ -229,6 +229,11 @@ class GenerationResult:
 STILL_SHARE = 0.05
 
 
+def _row(bias: float | np.ndarray, i: int) -> float:
+    """Row ``i``'s bias of a step drawn with one bias for all rows or one per row."""
+    return bias[i] if np.ndim(bias) else bias
+
+
 def length_cap(n_chars: int, chars_per_step: float) -> int:
     """Most steps a line of n characters may take: about 2.5 times the training data's pace."""
     return int(np.ceil((n_chars + 1) / max(chars_per_step, 1e-3) * 2.5)) + 20
@@ -270,6 +275,8 @@ def stream(
     """
     if keep_state and len(chars) != 1:
         raise ValueError("keep_state needs a batch of one line")
+    if stall_steps < 0:
+        raise ValueError("stall_steps must be 0 (never) or more")
     rng = rng if rng is not None else np.random.default_rng()
     B = len(chars)
     if B == 0:
@@ -332,8 +339,6 @@ def stream(
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
-    if stall_steps < 0:
-        raise ValueError("stall_steps must be 0 (never) or more")
     # Per stepped row: steps in a row the pen has all but stood still (see stall_steps), and the largest of them
     # as a plain int, so that a step without a stall costs one comparison before its draw.
     still_alive, still_max = np.zeros(B, int), 0
@@ -403,12 +408,11 @@ def stream(
             all_started = bool(started.all())
             for i, b in enumerate(alive):
                 if not started[b]:
-                    drawn_with = row_bias if np.ndim(row_bias) == 0 else row_bias[i]
-                    since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i], drawn_with)]
+                    since_lift[b] = [] if x[b, 2] > 0.5 else [*since_lift[b], (x[b], y[i], phi[i], _row(row_bias, i))]
         if record:
             for i, b in enumerate(alive):
                 if active[b]:
-                    pending_params[b].append((y[i], row_bias if np.ndim(row_bias) == 0 else row_bias[i]))
+                    pending_params[b].append((y[i], _row(row_bias, i)))
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
         # A line ends once its window has finished and the pen lifts, or at its length cap: neither can

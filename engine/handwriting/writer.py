@@ -314,8 +314,10 @@ class HandwritingWriter:
     def _arguments(self, texts: list[str], prime: Prime | None):
         clean, notices = self.prepare(texts)
         chars = [self.alphabet.encode(t) for t in clean]
-        kwargs: dict = {"ends_with_mark": np.array([t[-1:] in SINGLE_STROKE_MARKS for t in clean])}
-        kwargs["stall_steps"] = STALL_STEPS
+        kwargs: dict = {
+            "ends_with_mark": np.array([t[-1:] in SINGLE_STROKE_MARKS for t in clean]),
+            "stall_steps": STALL_STEPS,
+        }
         if prime is not None:
             kwargs["primed"] = self.primed_state(prime)
         return clean, notices, chars, kwargs
