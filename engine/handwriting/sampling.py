@@ -101,7 +101,7 @@ def _uniforms(rng: np.random.Generator, rows: np.ndarray | None, batch: int):
 
 def _pick(pi: np.ndarray, u_component: np.ndarray) -> np.ndarray:
     """Mixture component per row, by inverse CDF of one uniform."""
-    cdf = np.cumsum(pi, axis=1)
+    cdf = pi.cumsum(axis=1)
     return np.minimum((cdf < u_component[:, None] * cdf[:, -1:]).sum(axis=1), pi.shape[1] - 1)
 
 
@@ -165,8 +165,10 @@ def sample_points(
     pi /= pi.sum(axis=1, keepdims=True)
     if B == 1:  # one stream: Python floats for the chosen Gaussian cost a tenth of numpy's tiny-array calls
         return _offset_one(y[0], int(_pick(pi, u_component)[0]) + 1 + M, M, bias, normals[0], float(u_eos[0]))
-    k = _pick(pi, u_component) + 1 + M
-    chosen = y[np.arange(B)[:, None], k[:, None] + np.arange(5) * M]  # (B, 5): mu x, mu y, log sigma x, y, rho
+    # the chosen component's (mu x, mu y, log sigma x, log sigma y, rho) per row, (B, 5), by flat index
+    k = _pick(pi, u_component)
+    k += np.arange(1 + M, B * y.shape[1], y.shape[1])
+    chosen = y.take(k[:, None] + np.arange(0, 5 * M, M))
     sigma = np.exp(chosen[:, 2:4] - bias)
     return _offsets(
         chosen[:, 0],
@@ -339,12 +341,12 @@ def stream(
     lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
-    # Per stepped row: steps in a row the pen has all but stood still (see stall_steps), and the largest of them
-    # as a plain int, so that a step without a stall costs one comparison before its draw.
-    still_alive, still_max = np.zeros(B, int), 0
+    # Per stepped row: steps in a row the pen has all but stood still (see stall_steps), and the largest of them,
+    # as plain ints: a step without a stall costs one comparison before its draw, and counting a page's few rows
+    # in a Python loop costs a third of numpy's calls on tiny arrays.
+    still_alive, still_max = [0] * B, 0
     still_limit2 = (STILL_SHARE * float(np.mean(normalizer.std))) ** 2  # in sensor units, squared
     (sx, sy), (mx, my) = (float(v) for v in normalizer.std), (float(v) for v in normalizer.mean)
-    norm_std, norm_mean = np.array([sx, sy]), np.array([mx, my])
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
         before = state
@@ -382,7 +384,7 @@ def stream(
         compact = len(alive) < B
         row_bias = bias
         if stall_steps and still_max >= stall_steps:
-            row_bias = np.where(still_alive >= stall_steps, min(bias, 0.0), bias)
+            row_bias = np.where(np.array(still_alive) >= stall_steps, min(bias, 0.0), bias)
         drawn = sample_points(y, stepper.mixtures, row_bias, rng, alive if compact else None, B)
         np.clip(drawn[:, :2], low, high, out=drawn[:, :2])
         if compact:
@@ -390,15 +392,11 @@ def stream(
             x[alive] = drawn
         else:
             x = drawn
-        if stall_steps and len(drawn) == 1:  # one line: Python floats cost a tenth of numpy's tiny-array calls
-            dx, dy, lift = (float(v) for v in drawn[0])
-            still_max = 0 if lift > 0.5 or (dx * sx + mx) ** 2 + (dy * sy + my) ** 2 >= still_limit2 else still_max + 1
-            still_alive[0] = still_max
-        elif stall_steps:
-            moved = drawn[:, :2] * norm_std + norm_mean
-            moving = np.add.reduce(moved * moved, 1) >= still_limit2
-            still_alive = np.where(moving | (drawn[:, 2] > 0.5), 0, still_alive + 1)
-            still_max = int(still_alive.max())
+        if stall_steps:
+            for i, (dx, dy, lift) in enumerate(drawn.tolist()):
+                ex, ey = dx * sx + mx, dy * sy + my  # the step in sensor units
+                still_alive[i] = 0 if lift > 0.5 or ex * ex + ey * ey >= still_limit2 else still_alive[i] + 1
+            still_max = max(still_alive)
         step += 1
         active = ~done & started
         chunk_x.append(x)
@@ -429,17 +427,21 @@ def stream(
                 keep = np.flatnonzero(~done[alive])
                 state, alive = select(state, keep), alive[keep]
                 end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
-                still_alive = still_alive[keep]
-                still_max = int(still_alive.max())
-        x_in = x[alive] if len(alive) < B else x
+                still_alive = [still_alive[i] for i in keep]
+                still_max = max(still_alive)
+        # the stepped rows' inputs, x[alive]: this step's draws unless rows left the batch just now
+        x_in = x if len(alive) == B else drawn if len(drawn) == len(alive) else x[alive]
         if step % chunk_steps == 0 or all_done:
             xs, mask = np.stack(chunk_x), np.stack(chunk_active)
             if not np.isfinite(xs).all():  # checked per chunk: a NaN output makes NaN points
                 raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
+            xs = normalizer.denormalize(xs.reshape(-1, 3)).reshape(xs.shape)  # the whole chunk at once
             offsets = [
-                normalizer.denormalize(
-                    np.concatenate([np.reshape([p[0] for p in lead_in[b]], (-1, 3)), xs[mask[:, b], b]])
+                np.concatenate(
+                    [normalizer.denormalize(np.reshape([p[0] for p in lead_in[b]], (-1, 3))), xs[mask[:, b], b]]
                 )
+                if lead_in[b]
+                else xs[mask[:, b], b]
                 for b in range(B)
             ]
             lead_in = [[] for _ in range(B)]
