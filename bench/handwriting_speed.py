@@ -18,8 +18,8 @@ The model is copied to a temporary folder and exported to ONNX there when it has
   without a style (as the app writes such a page: in one hand the network invents for the seed, the time to
   invent it included) and primed with the app's default style (the preset "Penwright neat");
   ``--independent-lines`` adds pages whose lines are independent unprimed samples (a new writer per line);
-  each page and its lines one by one are timed once, back to back, so the machine's slow spells (this VM's
-  one-stream rate moves by a third between runs) fall on both sides of the ratio;
+  each page is timed once between the first and the second half of its lines one by one, so the machine's slow
+  spells (this VM's one-stream rate moves by a third between runs) fall on both sides of the ratio;
 * (the one-stream figure is the fastest of ``--repeats`` identical runs);
 * time to the first streamed chunk (16 steps) with a warm engine and a cached primed style (matched, as the app
   writes by default; the style's correction is kept in the cache folder as the app keeps it, so only a first run
@@ -87,17 +87,29 @@ def page_rates(writer, pages: int, prime=None, one_hand: bool = True) -> tuple[f
     of a page's time: mean / longest line length, averaged over the pages, each page's own ratio), over ``pages``
     seeds.
 
-    Each seed's page and its ten lines one by one are timed back to back, each once, so that a slow spell on a
-    busy machine falls on both sides of the ratio rather than on one. Without a ``prime`` the lines are written
-    as the app writes a page without a style: in one hand the network invents for the seed (``one_hand``;
-    inventing it is timed on both sides: once with the page, once before the lines one by one), or with
-    ``one_hand=False`` as independent unprimed samples."""
+    Each seed's page is timed once, between the first five of its lines one by one and the last five, so that a
+    slow spell on a busy machine falls on both sides of the ratio rather than on one. Without a ``prime`` the lines
+    are written as the app writes a page without a style: in one hand the network invents for the seed
+    (``one_hand``; inventing it is timed on both sides: once with the page, once before the lines one by one), or
+    with ``one_hand=False`` as independent unprimed samples."""
     if prime is not None:
         writer.primed_state(prime)  # cached, as the app's engine has it before a page starts
     batch_points = single_points = 0
     batch_s = single_s = 0.0
     fill, ratios = [], []
+    half = len(PAGE) // 2
     for seed in range(2, 2 + pages):
+        # the lines one by one, the first half before the page and the second after it: a slow spell of the
+        # machine that lasts a few seconds falls on both sides alike (the host's load moves the one-line rate by
+        # a third between runs, and a page takes a fifth of the time of its lines one by one)
+        writer.forget_hands()
+        t0 = time.perf_counter()
+        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)
+        singles = [
+            line for i, text in enumerate(PAGE[:half]) for line in writer.write([text], 1.0, 100 * seed + i, hand)
+        ]
+        lines_s = time.perf_counter() - t0
+
         writer.forget_hands()  # a first page at this seed: inventing its hand is timed
         t0 = time.perf_counter()
         lines = writer.write(PAGE, bias=1.0, seed=seed, prime=prime, one_hand=one_hand)
@@ -107,11 +119,12 @@ def page_rates(writer, pages: int, prime=None, one_hand: bool = True) -> tuple[f
         lengths = [len(line.offsets) for line in lines]
         fill.append(np.mean(lengths) / max(lengths))
 
-        writer.forget_hands()
         t0 = time.perf_counter()
-        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)
-        singles = [line for i, text in enumerate(PAGE) for line in writer.write([text], 1.0, 100 * seed + i, hand)]
-        lines_s = time.perf_counter() - t0
+        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)  # remembered: the page invented it
+        singles += [
+            line for i, text in enumerate(PAGE) if i >= half for line in writer.write([text], 1.0, 100 * seed + i, hand)
+        ]
+        lines_s += time.perf_counter() - t0
         single_s += lines_s
         single_points += points_of(singles)
         ratios.append((points_of(lines) / page_s) / (points_of(singles) / lines_s))
