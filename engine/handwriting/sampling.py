@@ -203,6 +203,18 @@ def prime_state(stepper: Stepper, prime_inputs: np.ndarray, prime_chars: np.ndar
     return PrimedState(state, np.asarray(prime_chars, np.int64), prime_inputs[-1].copy())
 
 
+def first_focus(stepper: Stepper, primed: PrimedState) -> int:
+    """Where the window looks on the first step after ``primed``, counted from the first character written next:
+    -1 on the prime's last character (the word space after it), 0 on the next text's first character, more when
+    the window has run on past the prime (what follows would then begin with letters skipped). One network step;
+    the text that follows does not move the first step's window (only its state does), so the prime's own text
+    stands in for it."""
+    chars = np.concatenate([primed.chars, primed.chars])
+    state = stepper.start(chars[None], primed.state)
+    _, phi, _ = stepper.step(np.asarray(primed.last_input, np.float32)[None], state)
+    return int(np.argmax(phi[0, : len(chars)])) - len(primed.chars)
+
+
 @dataclass
 class Chunk:
     """Steps produced since the last chunk, per line, in sensor units (dx, dy-up, eos)."""

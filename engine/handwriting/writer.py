@@ -29,6 +29,7 @@ from engine.handwriting.sampling import (
     Chunk,
     MixtureParams,
     PrimedState,
+    first_focus,
     generate,
     prime_state,
     stream,
@@ -211,11 +212,15 @@ class HandwritingWriter:
                 lookahead=1,
                 stall_steps=STALL_STEPS,
             )
-            if result.stopped_by_window[0]:
+            hand = Prime(result.offsets[0], clean)
+            last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
+            state = PrimedState(result.final_state, chars[0], last)
+            # A hand whose pen wrote on well after its window reached the word space leaves the window past it:
+            # every line of the page would begin with its first letters skipped ("Sphinx" as "inx"; 1 hand in
+            # 100 at bias 0.5-1): tried again, as one that runs to the length cap is.
+            if result.stopped_by_window[0] and first_focus(self.stepper, state) <= 0:
                 break
-        hand = Prime(result.offsets[0], clean)
-        last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
-        state, hand_key = PrimedState(result.final_state, chars[0], last), self._prime_key(hand)
+        hand_key = self._prime_key(hand)
         if seed is None:
             self._primed = (hand_key, state)
             return hand
