@@ -172,22 +172,32 @@ class HandwritingWriter:
             return self._hand_states[key]
         if self._primed is None or self._primed[0] != key:
             offsets = self.normalizer.normalize(np.ascontiguousarray(prime.offsets, np.float32))
-            state = self._past_a_run_on_window(
+            state = self._text_where_the_window_is(
                 prime_state(self.stepper, offsets, self.alphabet.encode(self._prime_text(prime)))
             )
             self._primed = (key, state)
         return self._primed[1]
 
-    def _past_a_run_on_window(self, state: PrimedState) -> PrimedState:
-        """``state`` with word spaces after its text when the window has run on past the prime: the pen wrote on
-        after the last transcribed letter (a flourish, a stray stroke; 3 of 200 testset_v lines taken as styles),
-        and every line would otherwise begin a letter or two late. The window passes over the spaces first (the
-        network writes a word gap, not ink), so the lines begin at their first letter."""
+    def _text_where_the_window_is(self, state: PrimedState) -> PrimedState:
+        """``state`` with its text ending where its window does, so that the lines begin at their first letter.
+
+        A style's window can end off its text: past it when the pen wrote on after the last transcribed letter (a
+        flourish, a stray stroke; 3 of 200 testset_v lines taken as styles), and every line would begin a letter
+        or two late: word spaces follow the text, for the window to pass over first (the network writes a word
+        gap, not ink). Or behind it, when the strokes end before their transcription does (a word left out, a
+        window that fell behind; 14 of 200 lag two letters or more), and every line would begin with the
+        style's last words ("that all is Sphinx of..."): the text is cut after the letter the window is on, and
+        a word space follows. One letter behind is the common case (the network finishing the last letter): the
+        lines' start rule in ``sampling.stream`` handles it."""
         ahead = first_focus(self.stepper, state) if self.stepper.synthesis else 0
-        if ahead < 1:
+        space = self.alphabet.encode(" ")
+        if ahead >= 1:
+            chars = np.concatenate([state.chars, np.repeat(space, ahead + 1)])
+        elif ahead <= -3:
+            chars = np.concatenate([state.chars[: len(state.chars) + ahead + 1], space])
+        else:
             return state
-        spaces = self.alphabet.encode(" " * (ahead + 1))
-        return PrimedState(state.state, np.concatenate([state.chars, spaces]), state.last_input)
+        return PrimedState(state.state, chars, state.last_input)
 
     def _prime_text(self, prime: Prime) -> str:
         """The prime's text in the window: a word space follows it, before the text written next."""
@@ -312,7 +322,7 @@ class HandwritingWriter:
             MATCH_CHARACTERS,
             *style_matching.MEASURING_SETTINGS,
             ("stalls", STALL_STEPS, STILL_SHARE),
-            ("word spaces past a run-on window", 1),  # _past_a_run_on_window (session 13)
+            ("text where the window is", 2),  # _text_where_the_window_is (session 13)
             engine_version,
         )
         # the network that runs: an ONNX export is keyed by its own file too, the backend by its version and device
