@@ -244,8 +244,8 @@ class HandwritingWriter:
             last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
             state = PrimedState(result.final_state, chars[0], last)
             # A hand whose pen wrote on well after its window reached the word space leaves the window past it:
-            # every line of the page would begin with its first letters skipped ("Sphinx" as "inx"; 1 hand in
-            # 100 at bias 0.5-1): tried again, as one that runs to the length cap is.
+            # every line of the page would begin with its first letters skipped ("Sphinx" as "inx"; about 1 hand
+            # in 200 at bias 0.75-1): tried again, as one that runs to the length cap is.
             if result.stopped_by_window[0] and first_focus(self.stepper, state) <= 0:
                 break
         hand_key = self._prime_key(hand)
