@@ -204,7 +204,7 @@ def write_job(
         if prime is None and page_seed is not None:
             prime = writer.invented_hand(page_seed, bias)
         prime = writer.page_prime(clean, prime, True, seed, bias)
-        notices = sorted({n for ns in per_line_notices for n in ns})
+        notices = sorted({n for ns in per_line_notices for n in ns} | set(writer.style_notices(prime)))
         if match_style and styled and not writer.knows_style_correction(prime, bias):
             yield WriteProgress([], [False] * len(clean), 0, status=MEASURING_STATUS)
             writer.style_correction(prime, bias)

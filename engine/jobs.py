@@ -182,6 +182,7 @@ class GenerationJob:
         finished = False
         styled = prime is not None
         prime = writer.page_prime(clean, prime, request.one_hand, request.seed, request.bias)
+        notices = [[*line_notices, *writer.style_notices(prime)] for line_notices in notices]
         for chunk in writer.stream(
             clean,
             request.bias,

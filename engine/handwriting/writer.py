@@ -126,6 +126,7 @@ class HandwritingWriter:
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
         self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
         self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
+        self._prime_notes: tuple[str, list[str]] = ("", [])  # (prime key, what its ending tells the user)
         self._hand_states: dict[str, PrimedState] = {}  # their states as written (by prime key), kept alike
         self._corrections: dict[tuple[str, float], StyleCorrection] = {}  # by (prime key, bias)
         # where measured corrections outlive this writer (the CLI, the app across restarts); None: memory only
@@ -172,13 +173,22 @@ class HandwritingWriter:
             return self._hand_states[key]
         if self._primed is None or self._primed[0] != key:
             offsets = self.normalizer.normalize(np.ascontiguousarray(prime.offsets, np.float32))
-            state = self._text_where_the_window_is(
+            state, notes = self._text_where_the_window_is(
                 prime_state(self.stepper, offsets, self.alphabet.encode(self._prime_text(prime)))
             )
-            self._primed = (key, state)
+            self._primed, self._prime_notes = (key, state), (key, notes)
         return self._primed[1]
 
-    def _text_where_the_window_is(self, state: PrimedState) -> PrimedState:
+    def style_notices(self, prime: Prime | None) -> list[str]:
+        """What the user should know about writing in ``prime``: where its strokes and its text disagree at the end
+        (the lines are written as :meth:`_text_where_the_window_is` sets them right). None for an invented hand."""
+        if prime is None or self._prime_key(prime) in self._hand_states:
+            return []
+        self.primed_state(prime)
+        key, notes = self._prime_notes
+        return list(notes) if key == self._prime_key(prime) else []  # an unremembered hand is primed without notes
+
+    def _text_where_the_window_is(self, state: PrimedState) -> tuple[PrimedState, list[str]]:
         """``state`` with its text ending where its window does, so that the lines begin at their first letter.
 
         A style's window can end off its text: past it when the pen wrote on after the last transcribed letter (a
@@ -193,11 +203,17 @@ class HandwritingWriter:
         space = self.alphabet.encode(" ")
         if ahead >= 1:
             chars = np.concatenate([state.chars, np.repeat(space, ahead + 1)])
+            note = "the style's strokes run on past its text (a flourish, a stray stroke?): each line starts after them"
         elif ahead <= -3:
             chars = np.concatenate([state.chars[: len(state.chars) + ahead + 1], space])
+            read = "".join(self.alphabet.characters[int(c)] for c in chars[:-1]).strip()
+            note = (
+                f'the style\'s strokes seem to end before its text does, at "…{read[-16:]}": lines are written as '
+                "if its text ended there (check the style's text)"
+            )
         else:
-            return state
-        return PrimedState(state.state, chars, state.last_input)
+            return state, []
+        return PrimedState(state.state, chars, state.last_input), [note]
 
     def _prime_text(self, prime: Prime) -> str:
         """The prime's text in the window: a word space follows it, before the text written next."""
@@ -410,6 +426,7 @@ class HandwritingWriter:
         correction = self._matching(prime, bias, match_style)
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
         clean, notices, chars, line_kwargs = self._arguments(texts, prime)
+        notices = [[*line_notices, *self.style_notices(prime)] for line_notices in notices]
         result = generate(
             self.stepper,
             chars,

@@ -176,6 +176,25 @@ def test_shutdown_during_a_job_stops_it_promptly(qtbot, tab) -> None:
     assert tab.view.updates_received == received and not tab.busy
 
 
+def test_a_write_in_a_style_whose_strokes_end_before_its_text_says_so(tiny_synthesis_model, monkeypatch) -> None:
+    """The app's status line carries the engine's notice: the user can check the style's text."""
+    from desktop.workers import write_job
+    from engine.handwriting import writer as writer_module
+    from engine.handwriting.writer import Prime
+
+    writer = HandwritingWriter.load(tiny_synthesis_model, backend="torch")
+    line = writer.write(["cab ba"], bias=0.5, seed=22)[0]
+    style = Prime(line.offsets, line.text)
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: -4)  # the window ended behind the text
+    job = write_job(writer, ["abc", "ba"], 0.5, 3, style, match_style=False)
+    try:
+        while True:
+            next(job)
+    except StopIteration as stop:
+        result = stop.value
+    assert any("end before its text does" in n for n in result.notices)
+
+
 def test_a_write_that_must_measure_the_style_first_says_so(tiny_synthesis_model) -> None:
     """The first page in a style (not measured ahead of time) waits for its correction: the job says why first."""
     from desktop.workers import MEASURING_STATUS, write_job

@@ -10,6 +10,7 @@ from engine.handwriting import writer as writer_module
 from engine.handwriting.sampling import first_focus
 from engine.handwriting.styles import iam_pen_lines, prime_from_strokes
 from engine.handwriting.writer import HandwritingWriter, Prime, shipped_model_path
+from engine.jobs import GenerationJob, GenerationRequest
 
 # testset_v lines taken as styles, and where the window ended after reading them (letters past the style's text):
 # run on past it, every line primed with them began one to three letters late ("Sphinx" as "phinx"); behind it,
@@ -40,6 +41,29 @@ def test_a_styles_text_is_made_to_end_where_its_window_does(writer, monkeypatch,
     assert np.array_equal(state.chars, expected)
     lines = writer.write(["ab", "cab"], bias=0.5, seed=1, prime=style)  # the lines follow the text as it now ends
     assert all(line.primed and len(line.offsets) > 0 for line in lines)
+
+
+@pytest.mark.parametrize("ahead, says", [(-1, None), (2, "run on past its text"), (-5, "end before its text does")])
+def test_the_user_is_told_when_a_styles_strokes_and_text_disagree(writer, monkeypatch, ahead, says):
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: ahead)
+    style = _style(writer, 60 + ahead)
+    notes = writer.style_notices(style)
+    assert (notes == []) if says is None else (len(notes) == 1 and says in notes[0])
+    for line in writer.write(["ab", "cab"], bias=0.5, seed=1, prime=style):  # every line carries it (CLI)
+        assert line.notices == notes
+    job = GenerationJob(GenerationRequest(["ab", "cab"], bias=0.5, seed=1, writer=writer, prime=style))
+    assert all(line.notices == notes for line in job.start().result(timeout=60))  # the jobs the app runs
+    if says == "end before its text does":  # it names where the strokes end, so the user can check the text
+        kept = writer.primed_state(style).chars[:-1]
+        assert "".join(writer.alphabet.characters[int(c)] for c in kept).strip()[-16:] in notes[0]
+
+
+def test_a_page_in_an_invented_hand_has_no_style_notice(writer, monkeypatch):
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: -1)  # hands are checked on invention
+    writer.forget_hands()
+    hand = writer.invented_hand(5, 0.5)
+    assert writer.style_notices(hand) == [] and writer.style_notices(None) == []
+    assert all(line.notices == [] for line in writer.write(["ab", "cab"], bias=0.5, seed=5, one_hand=True))
 
 
 @pytest.mark.skipif(not shipped_model_path().with_suffix(".onnx").exists(), reason="no shipped synthesis model")
