@@ -98,17 +98,20 @@ def page_rates(writer, pages: int, prime=None, one_hand: bool = True) -> tuple[f
     batch_s = single_s = 0.0
     fill, ratios = [], []
     half = len(PAGE) // 2
+
+    def one_by_one(seed: int, lines: range) -> tuple[list, float]:
+        """(PAGE's ``lines`` written one by one in the page's hand, seconds; the hand invented unless remembered)."""
+        t0 = time.perf_counter()
+        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)
+        written = [line for i in lines for line in writer.write([PAGE[i]], 1.0, 100 * seed + i, hand)]
+        return written, time.perf_counter() - t0
+
     for seed in range(2, 2 + pages):
         # the lines one by one, the first half before the page and the second after it: a slow spell of the
         # machine that lasts a few seconds falls on both sides alike (the host's load moves the one-line rate by
         # a third between runs, and a page takes a fifth of the time of its lines one by one)
         writer.forget_hands()
-        t0 = time.perf_counter()
-        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)
-        singles = [
-            line for i, text in enumerate(PAGE[:half]) for line in writer.write([text], 1.0, 100 * seed + i, hand)
-        ]
-        lines_s = time.perf_counter() - t0
+        singles, lines_s = one_by_one(seed, range(half))
 
         writer.forget_hands()  # a first page at this seed: inventing its hand is timed
         t0 = time.perf_counter()
@@ -119,12 +122,8 @@ def page_rates(writer, pages: int, prime=None, one_hand: bool = True) -> tuple[f
         lengths = [len(line.offsets) for line in lines]
         fill.append(np.mean(lengths) / max(lengths))
 
-        t0 = time.perf_counter()
-        hand = writer.page_prime(PAGE, prime, one_hand, seed, 1.0)  # remembered: the page invented it
-        singles += [
-            line for i, text in enumerate(PAGE) if i >= half for line in writer.write([text], 1.0, 100 * seed + i, hand)
-        ]
-        lines_s += time.perf_counter() - t0
+        rest, rest_s = one_by_one(seed, range(half, len(PAGE)))  # the hand remembered: the page invented it
+        singles, lines_s = singles + rest, lines_s + rest_s
         single_s += lines_s
         single_points += points_of(singles)
         ratios.append((points_of(lines) / page_s) / (points_of(singles) / lines_s))

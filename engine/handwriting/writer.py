@@ -124,9 +124,9 @@ class HandwritingWriter:
         self.normalizer = Normalizer.from_dict(model.meta["normalizer"])
         self.convention: str = model.meta["convention"]
         self.chars_per_step: float = model.meta["config"]["chars_per_step"]
-        self._primed: tuple[str, PrimedState] | None = None  # (key of the prime, its state): the last style
+        # (key of the prime, its state, its notices): the last style
+        self._primed: tuple[str, PrimedState, list[str]] | None = None
         self._hands: dict[tuple[int, float], Prime] = {}  # invented hands by (seed, bias), oldest first
-        self._prime_notes: tuple[str, list[str]] = ("", [])  # (prime key, what its ending tells the user)
         self._hand_states: dict[str, PrimedState] = {}  # their states as written (by prime key), kept alike
         self._corrections: dict[tuple[str, float], StyleCorrection] = {}  # by (prime key, bias)
         # where measured corrections outlive this writer (the CLI, the app across restarts); None: memory only
@@ -168,25 +168,26 @@ class HandwritingWriter:
     def primed_state(self, prime: Prime) -> PrimedState:
         """The network's state after reading ``prime``: computed once, reused while the same prime comes back
         (a page of lines, or job after job in the same style)."""
+        return self._primed_entry(prime)[1]
+
+    def style_notices(self, prime: Prime | None) -> list[str]:
+        """What the user should know about writing in ``prime``: where its strokes and its text disagree at the end
+        (the lines are written as :meth:`_text_where_the_window_is` sets them right). None for an invented hand."""
+        return [] if prime is None else list(self._primed_entry(prime)[2])
+
+    def _primed_entry(self, prime: Prime) -> tuple[str, PrimedState, list[str]]:
+        """(the prime's key, its state, its notices), the state read once per style (an invented hand: the
+        network's state as it finished writing it, without notices)."""
         key = self._prime_key(prime)
-        if key in self._hand_states:  # an invented hand: the network's state as it finished writing it
-            return self._hand_states[key]
+        if key in self._hand_states:
+            return key, self._hand_states[key], []
         if self._primed is None or self._primed[0] != key:
             offsets = self.normalizer.normalize(np.ascontiguousarray(prime.offsets, np.float32))
             state, notes = self._text_where_the_window_is(
                 prime_state(self.stepper, offsets, self.alphabet.encode(self._prime_text(prime)))
             )
-            self._primed, self._prime_notes = (key, state), (key, notes)
-        return self._primed[1]
-
-    def style_notices(self, prime: Prime | None) -> list[str]:
-        """What the user should know about writing in ``prime``: where its strokes and its text disagree at the end
-        (the lines are written as :meth:`_text_where_the_window_is` sets them right). None for an invented hand."""
-        if prime is None or self._prime_key(prime) in self._hand_states:
-            return []
-        self.primed_state(prime)
-        key, notes = self._prime_notes
-        return list(notes) if key == self._prime_key(prime) else []  # an unremembered hand is primed without notes
+            self._primed = (key, state, notes)
+        return self._primed
 
     def _text_where_the_window_is(self, state: PrimedState) -> tuple[PrimedState, list[str]]:
         """``state`` with its text ending where its window does, so that the lines begin at their first letter.
@@ -266,7 +267,7 @@ class HandwritingWriter:
                 break
         hand_key = self._prime_key(hand)
         if seed is None:
-            self._primed = (hand_key, state)
+            self._primed = (hand_key, state, [])
             return hand
         self._hands[key] = hand
         self._hand_states[hand_key] = state
@@ -370,6 +371,7 @@ class HandwritingWriter:
         }
         if prime is not None:
             kwargs["primed"] = self.primed_state(prime)
+            notices = [[*line_notices, *self.style_notices(prime)] for line_notices in notices]
         return clean, notices, chars, kwargs
 
     def stream(
@@ -426,7 +428,6 @@ class HandwritingWriter:
         correction = self._matching(prime, bias, match_style)
         prime = self.page_prime(texts, prime, one_hand, seed, bias)
         clean, notices, chars, line_kwargs = self._arguments(texts, prime)
-        notices = [[*line_notices, *self.style_notices(prime)] for line_notices in notices]
         result = generate(
             self.stepper,
             chars,
