@@ -77,6 +77,7 @@ class HandwritingTab(QWidget):
     job_started = Signal(list)  # the texts being written (cleaned by the engine only once it runs)
     job_progress = Signal(object)  # WriteProgress
     job_finished = Signal(object)  # WriteResult
+    style_checked = Signal(str, list)  # a style's key and what the user should know about it (may be empty)
 
     def __init__(
         self,
@@ -338,17 +339,34 @@ class HandwritingTab(QWidget):
             self._prepare_style()
 
     def _prepare_style(self) -> None:
-        """While nothing else runs, measure the chosen style's correction (once per style and neatness step), so
-        the first Write in it does not wait for that; a job already running prepares it when it ends."""
+        """While nothing else runs, read the chosen style into the network and measure its correction (once per
+        style and neatness step), so the first Write in it does not wait for that, and say at once when its
+        strokes and text disagree; a job already running prepares it when it ends."""
         self._style_to_prepare = True
-        if self._writer is None or self.busy or not self.style_name or not self.match_check.isChecked():
+        if self._writer is None or self.busy or not self.style_name:
             return
         self._style_to_prepare = False
         try:
             prime = self.library.prime(self.style_name, self._writer)
         except StyleError:
             return  # Write says why
-        self.runner.submit(match_job, self._writer, prime, self.bias, on_error=lambda message: None)
+        self.runner.submit(
+            match_job,
+            self._writer,
+            prime,
+            self.bias,
+            self.match_check.isChecked(),
+            on_return=partial(self._style_prepared, self.style_name),
+            on_error=lambda message: None,
+        )
+
+    def _style_prepared(self, key: str, notices: list[str]) -> None:
+        """A style read in the background: what it told us goes to the status line (the style still chosen and
+        nothing being written, no error showing) and to whoever listens (the My handwriting tab, which has just
+        saved it)."""
+        if notices and key == self.style_name and not self._writing and self.status_kind != "error":
+            self.set_status(f"The style {style_label(key)!r}: " + "; ".join(notices) + ".", "notice")
+        self.style_checked.emit(key, list(notices))
 
     def _style_changed(self, name: str) -> None:
         self.match_check.setEnabled(bool(name))

@@ -32,6 +32,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.handwriting, "Handwriting")
         self.my_handwriting = StylePanel(self.styles, lambda: self.handwriting.writer)
         self.tabs.addTab(self.my_handwriting, "My handwriting")
+        self.handwriting.style_checked.connect(self.my_handwriting.style_checked)
         self.segmentation = SegmentationTab()
         self.tabs.addTab(self.segmentation, "Segmentation")
         self.setCentralWidget(self.tabs)

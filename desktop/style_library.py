@@ -181,7 +181,9 @@ class StylePicker(QWidget):
         self.combo.setCurrentIndex(max(index, 0))
         self.combo.blockSignals(False)
         self._update_delete()
-        if self.current != before:  # a newly saved style chosen, or the chosen one gone: listeners follow
+        # a newly saved style chosen (the chosen one saved again: new strokes), or the chosen one gone: listeners
+        # follow
+        if self.current != before or (select and self.current == select):
             self.style_changed.emit(self.current)
 
     def delete_current(self) -> None:

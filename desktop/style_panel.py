@@ -26,6 +26,7 @@ from engine.handwriting.writer import HandwritingWriter
 
 STATUS_STYLES = {
     "info": "color: palette(text);",
+    "notice": "color: #6b4700; background: #fff3d1; border-radius: 4px;",
     "error": "color: #8f1515; background: #fde6e6; border-radius: 4px;",
 }
 HELP = (
@@ -56,6 +57,7 @@ class StylePanel(QWidget):
         self.prediction = PredictionMode(self.canvas, parent=self)
         self.prediction.message.connect(lambda message: self.set_status(message, "error"))
         self.confirm_overwrite: Callable[[str], bool] = self._ask_overwrite
+        self._saved = ""  # the style saved last (its notices, once the engine has read it, are shown here)
         self._build()
         self.canvas.changed.connect(self._canvas_changed)
         self._canvas_changed()
@@ -154,7 +156,18 @@ class StylePanel(QWidget):
         except StyleError as exc:
             self.set_status(str(exc), "error")
             return
+        self._saved = saved
         self.set_status(f"Saved the style {saved!r}. The Handwriting tab now writes with it.")
+
+    def style_checked(self, key: str, notices: list[str]) -> None:
+        """The engine has read a style (in the background, as it is picked): should it be the one just saved and
+        its strokes and text disagree, say so here, while the strokes are still on the canvas to compare."""
+        if notices and key == self._saved:
+            self.set_status(
+                f"Saved the style {key!r}, but " + "; ".join(notices) + ". Type exactly what you wrote and save "
+                "it again.",
+                "notice",
+            )
 
     def shutdown(self) -> None:
         """Save pending ink and stop the prediction worker before the window goes."""

@@ -169,11 +169,15 @@ MEASURING_STATUS = (
 )
 
 
-def match_job(writer: HandwritingWriter, prime: Prime, bias: float) -> None:
-    """Measure a style's size, width and slant correction before the first page in it is written (the engine's
-    ``style_correction`` remembers it), so that pressing Write starts drawing at once."""
+def match_job(writer: HandwritingWriter, prime: Prime, bias: float, match: bool = True) -> list[str]:
+    """Get a style ready before the first page in it is written, so that pressing Write starts drawing at once:
+    read it into the network (the engine keeps the state) and, with ``match``, measure its size, width and slant
+    correction (the engine's ``style_correction`` remembers it). Returns what the user should know about the
+    style (``style_notices``: its strokes and its text disagree at the end), while they can still fix its text."""
     try:
-        writer.style_correction(prime, bias)
+        if match:
+            writer.style_correction(prime, bias)
+        return writer.style_notices(prime)
     except Exception as exc:  # the page itself will report it, if it happens again
         raise JobError(readable_error(exc)) from exc
 

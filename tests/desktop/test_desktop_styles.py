@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from desktop_helpers import LINE_WORDS, mouse_stroke, tablet_device, tablet_stroke, write_and_wait
+from desktop_helpers import LINE_WORDS, loops, mouse_stroke, tablet_device, tablet_stroke, write_and_wait
 
 from desktop.handwriting_tab import HandwritingTab
 from desktop.main_window import MainWindow
@@ -74,9 +74,13 @@ def test_a_chosen_style_is_measured_for_matching_before_the_first_write(qtbot, p
     writer.style_correction(prime, styled_tab.bias)  # already measured, in the background: nothing written now
     assert calls == []
     styled_tab.match_check.setChecked(False)
+    qtbot.waitUntil(lambda: not styled_tab.busy, timeout=20000)
+    measured = []
+    writer.style_correction = lambda *a: measured.append(a)
     styled_tab.style_picker.select("")
     styled_tab.style_picker.select("Mine")
-    assert not styled_tab.busy  # matching off: nothing to measure
+    qtbot.waitUntil(lambda: not styled_tab.busy, timeout=20000)  # the style is still read (for its notices)
+    assert measured == []  # matching off: nothing measured
 
 
 def test_a_write_waiting_for_the_style_being_measured_says_so(qtbot, panel, styled_tab) -> None:
@@ -205,3 +209,54 @@ def test_the_window_has_a_my_handwriting_tab_sharing_the_styles(qtbot, tmp_path)
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())][:2] == ["Handwriting", "My handwriting"]
     assert window.my_handwriting.library is window.handwriting.library
     window.close()
+
+
+@pytest.fixture
+def window(qtbot, tiny_synthesis_model):
+    window = MainWindow(tiny_synthesis_model)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.handwriting.model_ready, timeout=20000)
+    yield window
+    window.handwriting.shutdown()
+    window.close()
+
+
+@pytest.mark.parametrize("ahead", [-4, 2])
+def test_a_saved_style_whose_strokes_and_text_disagree_is_reported_on_saving(qtbot, window, monkeypatch, ahead) -> None:
+    """Where the engine finds the style's window ending off its text (its strokes end before the text does, or run
+    on past it), the user is told as the style is saved, while the strokes are on the canvas to compare."""
+    from engine.handwriting import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: ahead)
+    panel, tab = window.my_handwriting, window.handwriting
+    write_line(panel)
+    panel.save_button.click()
+    qtbot.waitUntil(lambda: panel.status_kind == "notice", timeout=20000)
+    expected = "end before its text does" if ahead < 0 else "run on past its text"
+    assert panel.status_text.startswith("Saved the style 'Mine', but the style's strokes"), panel.status_text
+    assert expected in panel.status_text and "save it again" in panel.status_text
+    qtbot.waitUntil(lambda: not tab.busy, timeout=20000)
+    assert tab.status_kind == "notice" and expected in tab.status_text  # the Handwriting tab says it too
+
+
+def test_a_style_saved_again_under_its_name_is_checked_again(qtbot, window, monkeypatch) -> None:
+    from engine.handwriting import writer as writer_module
+
+    panel, tab = window.my_handwriting, window.handwriting
+    focus = {"ahead": 0}
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: focus["ahead"])
+    write_line(panel)
+    panel.save_button.click()
+    qtbot.waitUntil(lambda: not tab.busy, timeout=20000)
+    qtbot.wait(50)
+    assert panel.status_kind == "info" and panel.status_text.startswith("Saved the style 'Mine'.")  # nothing to say
+    focus["ahead"] = -5  # written again, with text the new strokes do not reach
+    panel.confirm_overwrite = lambda name: True
+    panel.canvas.clear()
+    pen = tablet_device()
+    for word in (loops(40, 3, height=36), loops(210, 3, height=36)):  # other strokes, the same words
+        tablet_stroke(panel.canvas, pen, word, [0.5] * len(word))
+    panel.save_button.click()
+    assert panel.status_kind == "info", panel.status_text
+    qtbot.waitUntil(lambda: panel.status_kind == "notice", timeout=20000)
+    assert "end before its text does" in panel.status_text
