@@ -290,3 +290,16 @@ class OnnxStepper:
         text, st = state
         kept = {k: np.ascontiguousarray(v[:, rows] if k in ("h", "c") else v[rows]) for k, v in st.items()}
         return (np.ascontiguousarray(text[rows]) if text is not None else None), kept
+
+    def row_state(self, state, row: int) -> dict[str, np.ndarray]:
+        """A copy of batch row ``row``'s network state (a line taken back to it later: ``sampling.stream``)."""
+        return {k: (v[:, row] if k in ("h", "c") else v[row]).copy() for k, v in state[1].items()}
+
+    def set_row_state(self, state, row: int, saved: dict[str, np.ndarray]):
+        """``state`` with row ``row``'s network state put back to ``saved`` (the arrays are the loop's own)."""
+        for k, v in saved.items():
+            if k in ("h", "c"):
+                state[1][k][:, row] = v
+            else:
+                state[1][k][row] = v
+        return state

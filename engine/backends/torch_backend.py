@@ -111,3 +111,19 @@ class TorchStepper:
         index = torch.as_tensor(np.asarray(rows, np.int64), device=self.device)
         kept = {k: (v.index_select(1, index) if k in ("h", "c") else v.index_select(0, index)) for k, v in st.items()}
         return (ch.index_select(0, index) if ch is not None else None), kept
+
+    def row_state(self, state, row: int) -> dict:
+        """A copy of batch row ``row``'s network state (a line taken back to it later: ``sampling.stream``)."""
+        return {k: (v[:, row] if k in ("h", "c") else v[row]).clone() for k, v in state[1].items()}
+
+    @torch.no_grad()
+    def set_row_state(self, state, row: int, saved: dict):
+        """``state`` with row ``row``'s network state put back to ``saved``."""
+        ch, st = state
+        st = {k: v.clone() for k, v in st.items()}  # the network's outputs may be views of one another
+        for k, v in saved.items():
+            if k in ("h", "c"):
+                st[k][:, row] = v
+            else:
+                st[k][row] = v
+        return ch, st

@@ -54,6 +54,18 @@ class SelectableStepper(Stepper, Protocol):
         ...
 
 
+class RewindableStepper(Stepper, Protocol):
+    """A stepper whose rows' states can be kept and put back (optional: ``stream``'s ``lost_steps`` needs it)."""
+
+    def row_state(self, state, row: int):
+        """A copy of batch row ``row``'s network state."""
+        ...
+
+    def set_row_state(self, state, row: int, saved):
+        """``state`` with row ``row``'s network state replaced by ``saved`` (from :meth:`row_state`)."""
+        ...
+
+
 @dataclass
 class MixtureParams:
     eos: np.ndarray  # (B,) probability of lifting the pen
@@ -270,6 +282,8 @@ def stream(
     lookahead: int = 0,
     ends_with_mark: np.ndarray | None = None,
     stall_steps: int = 0,
+    lost_steps: int = 0,
+    rewinds: int = 4,
 ) -> Iterator[Chunk]:
     """Generate one line per entry of ``chars`` (encoded text) as a batch, yielding chunks as they come.
 
@@ -286,11 +300,17 @@ def stream(
     training data's step spread, the pen down) is drawn without bias until the pen moves again -- at a high bias
     the sharpened mixture can keep choosing its "stay" component for hundreds of steps (the pen sits, the
     baseline drifts, the batch waits on that line), which the network's own spread leaves at once.
+    ``lost_steps`` (0: never; needs a stepper with ``row_state``): a line whose window has not reached a new
+    character for that many steps has lost its way (the pen scribbles, dots and wanders where a letter should be:
+    "quartz, judge" as "quart~ ~emy") and is taken back to where its window reached the character it is on, or,
+    lost there again, the one before, and drawn anew from there (the next draws differ), at most ``rewinds``
+    times a line. The points of those last characters are held back until the window moves on, so what is
+    streamed is never taken back.
     """
     if keep_state and len(chars) != 1:
         raise ValueError("keep_state needs a batch of one line")
-    if stall_steps < 0:
-        raise ValueError("stall_steps must be 0 (never) or more")
+    if stall_steps < 0 or lost_steps < 0:
+        raise ValueError("stall_steps and lost_steps must be 0 (never) or more")
     rng = rng if rng is not None else np.random.default_rng()
     B = len(chars)
     if B == 0:
@@ -334,8 +354,9 @@ def stream(
     pending_window: list[list[np.ndarray]] = [[] for _ in range(B)]
     pending_params: list[list[tuple]] = [[] for _ in range(B)]  # (raw outputs, the bias drawn with) per step
     low, high = -limit.astype(np.float32), limit.astype(np.float32)
-    chunk_x: list[np.ndarray] = []  # (B, 3) per step of the current chunk
-    chunk_active: list[np.ndarray] = []  # (B,) per step: which lines were still writing
+    # Per line: its normalised steps not yet streamed (a step of a line that is writing, as [dx, dy, eos]), one for
+    # one with its pending params and window when recording; the last characters' steps wait here (lost_steps).
+    pending_x: list[list] = [[] for _ in range(B)]
     step = 0
     # Per stepped row: -inf past the position after its text, so the window's focus is found in one argmax.
     width = padded.shape[1]
@@ -350,7 +371,6 @@ def stream(
     waited = np.zeros(B, int)
     max_wait = int(np.ceil(3 / max(chars_per_step, 1e-3)))
     since_lift: list[list[tuple]] = [[] for _ in range(B)]  # (x, y, phi, bias) per step while a line waits
-    lead_in: list[list[tuple]] = [[] for _ in range(B)]
     all_started, all_done = bool(started.all()), False  # plain flags: numpy's .all() costs a step's worth
     any_finishing, min_cap = False, int(caps.min())
     # Per stepped row: steps in a row the pen has all but stood still (see stall_steps), and the largest of them,
@@ -358,6 +378,14 @@ def stream(
     # in a Python loop costs a third of numpy's calls on tiny arrays.
     still_alive, still_max = [0] * B, 0
     still_limit2 = (STILL_SHARE * float(np.mean(normalizer.std))) ** 2  # in sensor units, squared
+    # A lost line (lost_steps): per stepped row, the furthest character its window has reached and the steps since;
+    # per line, where its window reached each of its last two characters (a mark: the line's pending length, the
+    # row's network state and next input then, and what the loop counts), and the rewinds it has left.
+    row_state = getattr(stepper, "row_state", None)
+    lost_steps = lost_steps if stepper.synthesis and row_state is not None else 0
+    furthest, since_furthest = np.full(B, -1), np.zeros(B, int)
+    marks: list[list[tuple]] = [[] for _ in range(B)]
+    rewinds_left, lost_at, lost_count = np.full(B, rewinds), np.full(B, -1), np.zeros(B, int)
     (sx, sy), (mx, my) = (float(v) for v in normalizer.std), (float(v) for v in normalizer.mean)
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
@@ -376,11 +404,12 @@ def stream(
                 # not lift either, after three times that, with the stroke in progress.
                 started |= ((waited > max_wait) & (x[:, 2] > 0.5)) | (waited > 3 * max_wait)
                 for b in np.flatnonzero(started & ~before):
-                    lead_in[b], since_lift[b] = since_lift[b], []
-                    taken[b] += len(lead_in[b])
+                    lead_in, since_lift[b] = since_lift[b], []
+                    taken[b] += len(lead_in)
+                    pending_x[b] += [x_lead.tolist() for x_lead, _, _, _ in lead_in]
                     if record:
-                        pending_params[b] += [(y_lead, b_lead) for _, y_lead, _, b_lead in lead_in[b]]
-                        pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead, _ in lead_in[b]]
+                        pending_params[b] += [(y_lead, b_lead) for _, y_lead, _, b_lead in lead_in]
+                        pending_window[b] += [phi_lead[: lengths[b] + 1] for _, _, phi_lead, _ in lead_in]
             reached = focus == lengths_alive
             if any_mark:
                 began = x[alive, 2] > 0.5  # the previous step lifted the pen: this step begins a stroke
@@ -389,6 +418,8 @@ def stream(
             if len(fired):
                 any_finishing = True
                 finishing[fired] = by_window[fired] = True
+                for b in fired.tolist():
+                    marks[b] = []  # the window is at the end of the text: what is written stays
                 # With the pen already lifted the line ends here; otherwise the pen finishes its stroke first,
                 # so the last letter is not cut off.
                 done[fired[(x[fired, 2] > 0.5) & (taken[fired] > 0)]] = True
@@ -411,8 +442,9 @@ def stream(
             still_max = max(still_alive)
         step += 1
         active = ~done & started
-        chunk_x.append(x)
-        chunk_active.append(active)
+        x_rows = x.tolist()
+        for b in np.flatnonzero(active).tolist():
+            pending_x[b].append(x_rows[b])
         taken += active
         if not all_started:
             all_started = bool(started.all())
@@ -425,6 +457,32 @@ def stream(
                     pending_params[b].append((y[i], _row(row_bias, i)))
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
+        if lost_steps:
+            # rows whose window may still lose its way: started, not yet at the end of their text
+            tracked = started[alive] & ~finishing[alive] & ~done[alive]
+            since_furthest = np.where(tracked, since_furthest + 1, 0)
+            for i in np.flatnonzero(tracked & (focus > furthest)).tolist():
+                b = int(alive[i])
+                furthest[i], since_furthest[i] = focus[i], 0
+                mark = (len(pending_x[b]), row_state(state, i), x[b].copy(), int(taken[b]), int(focus[i]))
+                marks[b] = [*marks[b][-1:], (*mark, still_alive[i])]
+            lost = np.flatnonzero(tracked & (since_furthest > lost_steps) & (rewinds_left[alive] > 0)).tolist()
+            for i in lost:
+                b = int(alive[i])
+                lost_count[b] = lost_count[b] + 1 if lost_at[b] == furthest[i] else 1
+                lost_at[b] = furthest[i]
+                # lost where it was lost before: back to the character before (should the mark still be there)
+                back = min(int(lost_count[b]), len(marks[b]))
+                marks[b] = marks[b][: len(marks[b]) - back + 1]
+                kept, saved, x_next, taken[b], furthest[i], still_alive[i] = marks[b][-1]
+                del pending_x[b][kept:], pending_params[b][kept:], pending_window[b][kept:]
+                state = stepper.set_row_state(state, i, saved)
+                x[b] = x_next
+                since_furthest[i], on_mark[b] = 0, False
+                rewinds_left[b] -= 1
+            if lost:
+                still_max = max(still_alive)
+                drawn = x[alive]  # the stepped rows' next inputs, as put back
         # A line ends once its window has finished and the pen lifts, or at its length cap: neither can
         # happen before the window first finishes or the shortest cap is reached (plain checks until then).
         marked = active & on_mark & mark_end & (x[:, 2] > 0.5) if any_mark else None
@@ -441,38 +499,35 @@ def stream(
                 end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
                 still_alive = [still_alive[i] for i in keep]
                 still_max = max(still_alive)
+                furthest, since_furthest = furthest[keep], since_furthest[keep]
         # the stepped rows' inputs, x[alive]: this step's draws unless rows left the batch just now
         x_in = x if len(alive) == B else drawn if len(drawn) == len(alive) else x[alive]
         if step % chunk_steps == 0 or all_done:
-            xs, mask = np.stack(chunk_x), np.stack(chunk_active)
+            # A line's steps are streamed up to its older mark (after it, a rewind may take them back); all of them
+            # once it has ended or the window is at the end of its text.
+            sent = [len(p) if all_done or done[b] or not marks[b] else marks[b][0][0] for b, p in enumerate(pending_x)]
+            xs = np.asarray([v for b, p in enumerate(pending_x) for v in p[: sent[b]]], np.float32).reshape(-1, 3)
             if not np.isfinite(xs).all():  # checked per chunk: a NaN output makes NaN points
                 raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
-            xs = normalizer.denormalize(xs.reshape(-1, 3)).reshape(xs.shape)  # the whole chunk at once
-            offsets = [
-                np.concatenate(
-                    [normalizer.denormalize(np.reshape([p[0] for p in lead_in[b]], (-1, 3))), xs[mask[:, b], b]]
-                )
-                if lead_in[b]
-                else xs[mask[:, b], b]
-                for b in range(B)
-            ]
-            lead_in = [[] for _ in range(B)]
-            chunk_x, chunk_active = [], []
-            window = [np.array(w) for w in pending_window] if record and stepper.synthesis else None
-            chunk_params = (
-                [
-                    mixture_params(np.reshape([q[0] for q in p], (-1, y.shape[1])), stepper.mixtures, [q[1] for q in p])
-                    for p in pending_params
-                ]
-                if record
-                else None
-            )
+            xs = normalizer.denormalize(xs)  # the whole chunk at once
+            offsets = np.split(xs, np.cumsum(sent[:-1]))
+            window = None
+            if record and stepper.synthesis:
+                window = [np.array(w[: sent[b]]) for b, w in enumerate(pending_window)]
+            chunk_params = None
+            if record:
+                chunk_params = []
+                for b, p in enumerate(pending_params):
+                    raw = np.reshape([q[0] for q in p[: sent[b]]], (-1, y.shape[1]))
+                    chunk_params.append(mixture_params(raw, stepper.mixtures, [q[1] for q in p[: sent[b]]]))
+            for b, n in enumerate(sent):
+                if n:
+                    del pending_x[b][:n], pending_params[b][:n], pending_window[b][:n]
+                    marks[b] = [(kept - n, *rest) for kept, *rest in marks[b]]
             final = None
             if keep_state and all_done:  # the state that has read every step of the line but its last
                 final = stepper.carried(before if ended_unread else state)
             yield Chunk(offsets, done.copy(), step, by_window.copy(), window, chunk_params, final)
-            pending_window = [[] for _ in range(B)]
-            pending_params = [[] for _ in range(B)]
 
 
 def generate(

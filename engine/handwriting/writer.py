@@ -50,6 +50,12 @@ HAND_TRIES = 3  # invented samples tried until one ends by the window (not the l
 # A line whose pen has all but stood still this many steps in a row is drawn without bias until it moves again
 # (sampling.stream's stall_steps): primed at bias 1, 8 pages of 10 pangrams took 11% fewer steps to their longest line.
 STALL_STEPS = 8
+# A line whose window has not reached a new character in this many characters' worth of steps (at the training
+# data's pace) has lost its way and is drawn again from the character it is on, or the one before (sampling.stream's
+# lost_steps, at most LOST_REWINDS times a line): at bias 1, 6-7% of lines had a scribbled stretch in place of a letter
+# or two (resources/models/handwriting-synthesis.md).
+LOST_CHARACTERS = 3.0
+LOST_REWINDS = 4
 HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
 # Matching a style's proportions (engine.handwriting.style_matching): the style's own text is written this many
 # times, as one batch, to measure how the network writes in that style. Letter height varies about 18% from line
@@ -256,6 +262,7 @@ class HandwritingWriter:
                 keep_state=True,
                 lookahead=1,
                 stall_steps=STALL_STEPS,
+                **self._lost_rule(),
             )
             hand = Prime(result.offsets[0], clean)
             last = self.normalizer.normalize(np.ascontiguousarray(hand.offsets[-1:], np.float32))[0]
@@ -339,6 +346,7 @@ class HandwritingWriter:
             MATCH_CHARACTERS,
             *style_matching.MEASURING_SETTINGS,
             ("stalls", STALL_STEPS, STILL_SHARE),
+            ("lost", LOST_CHARACTERS, LOST_REWINDS),
             ("text where the window is", 2),  # _text_where_the_window_is (session 13)
             engine_version,
         )
@@ -368,11 +376,16 @@ class HandwritingWriter:
         kwargs: dict = {
             "ends_with_mark": np.array([t[-1:] in SINGLE_STROKE_MARKS for t in clean]),
             "stall_steps": STALL_STEPS,
+            **self._lost_rule(),
         }
         if prime is not None:
             kwargs["primed"] = self.primed_state(prime)
             notices = [[*line_notices, *self.style_notices(prime)] for line_notices in notices]
         return clean, notices, chars, kwargs
+
+    def _lost_rule(self) -> dict:
+        """``sampling.stream``'s arguments for lines that lose their way (LOST_CHARACTERS)."""
+        return {"lost_steps": int(np.ceil(LOST_CHARACTERS / max(self.chars_per_step, 1e-3))), "rewinds": LOST_REWINDS}
 
     def stream(
         self,

@@ -319,3 +319,25 @@ def test_finished_lines_leave_the_batch_without_changing_any_line(writers, which
     for a, b in zip(shrinking.window, full.window, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
     np.testing.assert_array_equal(shrinking.stopped_by_window, full.stopped_by_window)
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["torch", "onnx"])
+def test_a_rows_state_kept_and_put_back_steps_as_it_did(writers, which):
+    """What the lost rule (sampling.stream's lost_steps) relies on: one row put back, the others untouched."""
+    stepper = writers[which].stepper
+    chars = np.array([writers[which].alphabet.encode(t)[:2] for t in ("ab", "ca", "bc")])
+    state = stepper.start(chars)
+    rng = np.random.default_rng(0)
+    xs = rng.normal(0, 1, (8, 3, 3)).astype(np.float32)
+    for x in xs[:3]:
+        _, _, state = stepper.step(x, state)
+    kept = stepper.row_state(state, 1)
+    y_then, _, after = stepper.step(xs[3], state)
+    for x in xs[4:]:
+        _, _, after = stepper.step(x, after)
+    y_other, _, _ = stepper.step(xs[3], after)
+    put_back = stepper.set_row_state(after, 1, kept)
+    y_again, _, _ = stepper.step(xs[3], put_back)
+    np.testing.assert_allclose(y_again[1], y_then[1], atol=1e-5)  # row 1 as it was
+    np.testing.assert_allclose(y_again[[0, 2]], y_other[[0, 2]], atol=1e-5)  # rows 0 and 2 as they are
+    assert not np.allclose(y_again[1], y_other[1], atol=1e-3)

@@ -46,10 +46,20 @@ def test_streamed_chunks_join_to_the_written_lines(writer):
     written = writer.write(TEXTS[:3], seed=5)
     chunks = list(writer.stream(TEXTS[:3], seed=5, chunk_steps=4))
     assert all(c.steps % 4 == 0 for c in chunks[:-1]) and chunks[-1].done.all()
-    assert all(len(c.offsets[b]) <= 4 for c in chunks for b in range(3))
     for b, line in enumerate(written):
         joined = np.concatenate([c.offsets[b] for c in chunks])
         np.testing.assert_array_equal(joined, line.offsets)
+        sent = np.cumsum([len(c.offsets[b]) for c in chunks])
+        assert all(n <= c.steps for n, c in zip(sent, chunks, strict=True))  # no step before it is drawn
+
+
+def test_without_the_lost_rule_every_chunk_streams_its_own_steps(writer):
+    """Nothing held back: a chunk carries the steps drawn since the last one (lines not primed: no lead-in)."""
+    chars = [writer.alphabet.encode(t) for t in TEXTS[:3]]
+    args = (writer.stepper, chars, writer.normalizer, writer.chars_per_step, 0.5)
+    chunks = list(stream(*args, np.random.default_rng(5), chunk_steps=4, lost_steps=0))
+    assert all(len(c.offsets[b]) <= 4 for c in chunks for b in range(3))
+    assert sum(len(c.offsets[0]) for c in chunks[:2]) == min(8, sum(len(c.offsets[0]) for c in chunks))
 
 
 # ----- bias -----------------------------------------------------------------------------------------------------
@@ -534,3 +544,89 @@ def test_with_the_stall_rule_a_line_is_drawn_alike_whatever_the_other_lines_do()
     assert sum((o[:, 0] > 0.5).sum() for o in kept) >= 10  # the rule did draw (moves happen only unbiased)
     with pytest.raises(ValueError, match="stall_steps"):
         lines_bad = generate(StallingStepper(), chars, normalizer, 0.5, 3.0, stall_steps=-1)  # noqa: F841
+
+
+# ----- lines that lose their way ----------------------------------------------------------------------------------
+class TrapStepper:
+    """A fake network whose window moves on a character every ``pace`` steps, except at character ``trap``: there,
+    on the second step, it decides from the pen's last draw whether it is lost (drawn dx > 0: always, with
+    ``always_lost``); a lost row's window never moves again and its pen takes steps of 100 (easy to find in the
+    output). Its state is per row and can be kept and put back, as the real backends' can."""
+
+    mixtures = 1
+    synthesis = True
+
+    def __init__(self, trap: int, pace: int = 3, always_lost: bool = False):
+        self.trap, self.pace, self.always_lost = trap, pace, always_lost
+        self.put_back = 0
+
+    def start(self, chars, primed=None):
+        self.width = chars.shape[1]
+        B = len(chars)
+        return {"pos": np.zeros(B, int), "in_char": np.zeros(B, int), "lost": np.zeros(B, bool)}
+
+    def step(self, x, state):
+        state = {k: v.copy() for k, v in state.items()}
+        B = len(x)
+        for b in range(B):
+            state["in_char"][b] += 1
+            if state["pos"][b] == self.trap and state["in_char"][b] == 2:
+                state["lost"][b] = self.always_lost or x[b, 0] > 0
+            if not state["lost"][b] and state["in_char"][b] >= self.pace:
+                state["pos"][b] += 1
+                state["in_char"][b] = 0
+        y = np.zeros((B, 7))
+        y[:, 0] = np.where(np.arange(B) % 2 == 0, 30.0, -30.0)  # even rows lift every step, odd ones never
+        y[:, 2] = np.where(state["lost"], 100.0, 0.0)  # mean dx
+        phi = np.zeros((B, self.width))
+        phi[np.arange(B), np.minimum(state["pos"], self.width - 1)] = 1.0
+        return y, phi, state
+
+    def carried(self, state):
+        return state
+
+    def row_state(self, state, row):
+        return {k: v[row].copy() for k, v in state.items()}
+
+    def set_row_state(self, state, row, saved):
+        self.put_back += 1
+        for k, v in saved.items():
+            state[k][row] = v
+        return state
+
+
+def _trap_lines(stepper, seed, **kwargs):
+    chars = [np.arange(8) % 3, np.arange(8) % 3]
+    rng = np.random.default_rng(seed)
+    return generate(stepper, chars, Normalizer((0.0, 0.0), (1.0, 1.0)), 1 / 3, rng=rng, **kwargs)
+
+
+def test_a_line_that_loses_its_way_is_drawn_again_from_where_it_was():
+    lost_seeds = [s for s in range(40) if not _trap_lines(TrapStepper(trap=4), s).stopped_by_window.all()]
+    assert lost_seeds  # without the rule: lines that got lost run to their length cap
+    for seed in lost_seeds:
+        stepper = TrapStepper(trap=4)
+        result = _trap_lines(stepper, seed, lost_steps=8, chunk_steps=4, rewinds=10)  # lost half the time: 1 in 1024
+        assert stepper.put_back >= 1
+        assert result.stopped_by_window.all(), seed  # drawn again, the window reached the end of the text
+        for offsets in result.offsets:
+            assert np.abs(offsets[:, 0]).max() < 50  # not a step of the lost stretch is left (streamed or not)
+        assert len(result.offsets[0]) <= 8 * 3 + 1  # a character's worth of steps each (its pen lifts every step)
+
+
+def test_a_line_lost_every_time_is_taken_back_at_most_so_many_times():
+    stepper = TrapStepper(trap=4, always_lost=True)
+    result = _trap_lines(stepper, 1, lost_steps=8, rewinds=3)
+    assert stepper.put_back == 2 * 3  # two lines, three times each
+    assert not result.stopped_by_window.any()  # then left to the length cap, as before the rule
+    assert all(len(o) == length_cap(8, 1 / 3) for o in result.offsets)
+
+
+def test_a_network_without_row_states_writes_as_without_the_rule():
+    class Plain(TrapStepper):
+        row_state = set_row_state = None
+
+    a = _trap_lines(Plain(trap=4), 3, lost_steps=8)
+    b = _trap_lines(TrapStepper(trap=4), 3)
+    for x, y in zip(a.offsets, b.offsets, strict=True):
+        np.testing.assert_array_equal(x, y)
