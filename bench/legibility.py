@@ -4,10 +4,13 @@ on to the cap). Sentences are testset_v transcriptions (varied, never seen in tr
 writes pangrams instead (every letter, z, q, j and x included: the rare characters a network stalls on,
 scribbling for many steps; the steps per character show it). Stalls are counted too: runs of at least
 ``STALL_RUN`` pen-down steps each shorter than ``sampling.STILL_SHARE`` of the training data's step spread (the pen
-all but standing still; the writer draws such a pen without bias after ``writer.STALL_STEPS`` steps).
+all but standing still; the writer draws such a pen without bias after ``writer.STALL_STEPS`` steps). Lost
+stretches too: lines whose window rests on one character for ``LOST_DWELL`` steps or more (the pen scribbles, dots
+and wanders where a letter or two should be; the writer draws such a stretch again, ``writer.LOST_CHARACTERS``;
+``--without-lost-rule`` shows how the lines come out without that).
 
     python bench/legibility.py --data ../shared/data/iam-ondb [--model M] [--samples 200] [--bias 1] [--style NAME]
-    python bench/legibility.py --pangrams [--samples 200]
+    python bench/legibility.py --pangrams [--samples 200] [--without-lost-rule]
 
 Last line: ``stopped_by_window=<fraction> samples=<int> bias=<float>``.
 """
@@ -21,12 +24,26 @@ import warnings
 import numpy as np
 from pangrams import PANGRAMS  # bench/ is the script's folder, first on sys.path
 
+from engine.handwriting import writer as writer_module
 from engine.handwriting.dataset import load_lines, resolve_data_folder
 from engine.handwriting.iam_ondb import read_split_file, split_of
 from engine.handwriting.sampling import STILL_SHARE
 from engine.handwriting.writer import HandwritingWriter
 
 STALL_RUN = 16  # steps: twice the writer's STALL_STEPS, so a stall the writer breaks at once is not counted
+# steps: about 4.5 characters' worth at the training data's pace; a letter takes 10-35 (session 14, 300 pangram
+# lines at bias 1 without the rule: the eight longest of the 17 such stretches all had scribbles where letters should
+# be; of eight at 36-48 steps, about half did)
+LOST_DWELL = 50
+
+
+def longest_dwell(window: np.ndarray, text_length: int) -> int:
+    """The most steps the window's focus (its largest weight) rested on one character of the line's own text
+    (``window``: per step, the weights on the prime's characters, the line's and the position past them)."""
+    start = window.shape[1] - 1 - text_length  # the line's first character (after the prime's, if any)
+    focus = window.argmax(axis=1) - start
+    inside = focus[(focus >= 0) & (focus < text_length)]
+    return int(np.bincount(inside, minlength=1).max())
 
 
 def stalled_steps(offsets: np.ndarray, limit: float) -> int:
@@ -65,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         help="without --style: write each batch as the app writes a page without a style, in one hand the network "
         "invents for the batch's seed (default: every line an independent unprimed sample)",
     )
+    parser.add_argument(
+        "--without-lost-rule", action="store_true", help="do not draw lost stretches again (writer.LOST_CHARACTERS)"
+    )
     args = parser.parse_args(argv)
+    if args.without_lost_rule:
+        writer_module.LOST_CHARACTERS = 0.0
     writer = HandwritingWriter.load(args.model, backend=args.backend)
     prime = None
     if args.style:
@@ -76,14 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         sentences = [PANGRAMS[i % len(PANGRAMS)] for i in range(args.samples)]
     else:
         sentences = validation_sentences(args.data, writer.alphabet, args.samples)
-    stopped, lengths, stalls = [], [], []
+    stopped, lengths, stalls, dwells = [], [], [], []
     limit = STILL_SHARE * float(np.mean(writer.normalizer.std))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(0, len(sentences), args.batch):
             batch = sentences[i : i + args.batch]
-            lines = writer.write(batch, bias=args.bias, seed=i, prime=prime, one_hand=args.one_hand)
+            lines = writer.write(batch, bias=args.bias, seed=i, prime=prime, one_hand=args.one_hand, record=True)
+            dwells += [longest_dwell(line.window, len(line.text)) for line in lines]
             stopped += [line.stopped_by_window for line in lines]
             lengths += [len(line.offsets) / max(len(line.text), 1) for line in lines]
             stalls += [(stalled_steps(line.offsets, limit), len(line.offsets)) for line in lines]
@@ -97,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         f"stalls (pen all but still for {STALL_RUN}+ steps): {len(stalled)} lines, "
         f"{sum(stalled) / max(sum(t for _, t in stalls), 1):.1%} of all steps, "
         f"most in one line {max(stalled, default=0)}"
+    )
+    lost = sum(d >= LOST_DWELL for d in dwells)
+    print(
+        f"lost stretches (window on one character for {LOST_DWELL}+ steps): {lost} lines ({lost / len(dwells):.1%}); "
+        f"longest per line: median {np.median(dwells):.0f}, p95 {np.percentile(dwells, 95):.0f}, max {max(dwells)}"
+        + (" (without the lost rule)" if args.without_lost_rule else "")
     )
     primed = (f" style={args.style!r}" if args.style else "") + (" texts=pangrams" if args.pangrams else "")
     print(f"stopped_by_window={np.mean(stopped):.3f} samples={len(stopped)} bias={args.bias:g}{primed}")

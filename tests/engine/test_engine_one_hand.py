@@ -141,3 +141,37 @@ def test_the_shipped_networks_hands_let_every_line_begin_at_its_first_letter():
     for seed, bias in ((204, 0.75), (356, 0.75), (45, 1.0)):
         hand = shipped.invented_hand(seed, bias)
         assert first_focus(shipped.stepper, shipped.primed_state(hand)) <= 0
+
+
+def _slowed(monkeypatch, extra_steps: list[int]) -> list[int]:
+    """Make the invented hands' tries look slow: try i gets ``extra_steps[i]`` more (still) steps; returns the
+    tries' lengths as the writer saw them."""
+    from dataclasses import replace
+
+    original, seen = writer_module.generate, []
+
+    def generate(*args, **kwargs):
+        result = original(*args, **kwargs)
+        pad = np.zeros((extra_steps[len(seen)], 3), np.float32)
+        offsets = np.concatenate([pad, result.offsets[0]])
+        seen.append(len(offsets))
+        return replace(result, offsets=[offsets])
+
+    monkeypatch.setattr(writer_module, "generate", generate)
+    return seen
+
+
+def test_a_slow_hand_is_invented_again(writer, monkeypatch):
+    writer.forget_hands()
+    seen = _slowed(monkeypatch, [10_000, 0, 0, 0, 0])  # the first try far slower than the training data's pace
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: 0)
+    hand = writer.invented_hand(41, 0.5)
+    assert len(seen) == 2 and len(hand.offsets) == seen[1]
+
+
+def test_when_every_try_is_slow_the_fastest_is_kept(writer, monkeypatch):
+    writer.forget_hands()
+    seen = _slowed(monkeypatch, [3000, 1000, 4000, 2000, 5000])
+    monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: 0)
+    hand = writer.invented_hand(42, 0.5)
+    assert len(seen) == writer_module.HAND_TRIES == 5 and len(hand.offsets) == min(seen) == seen[1]
