@@ -383,9 +383,9 @@ def stream(
     # row's network state and next input then, and what the loop counts), and the rewinds it has left.
     row_state = getattr(stepper, "row_state", None)
     lost_steps = lost_steps if stepper.synthesis and row_state is not None else 0
-    furthest, since_furthest = np.full(B, -1), np.zeros(B, int)
+    furthest, since_furthest = [-1] * B, [0] * B
     marks: list[list[tuple]] = [[] for _ in range(B)]
-    rewinds_left, lost_at, lost_count = np.full(B, rewinds), np.full(B, -1), np.zeros(B, int)
+    rewinds_left, lost_at, lost_count = [rewinds] * B, [-1] * B, [0] * B
     (sx, sy), (mx, my) = (float(v) for v in normalizer.std), (float(v) for v in normalizer.mean)
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
     while not all_done:
@@ -458,15 +458,20 @@ def stream(
                     if phi is not None:
                         pending_window[b].append(phi[i, : lengths[b] + 1])
         if lost_steps:
-            # rows whose window may still lose its way: started, not yet at the end of their text
-            tracked = started[alive] & ~finishing[alive] & ~done[alive]
-            since_furthest = np.where(tracked, since_furthest + 1, 0)
-            for i in np.flatnonzero(tracked & (focus > furthest)).tolist():
-                b = int(alive[i])
-                furthest[i], since_furthest[i] = focus[i], 0
-                mark = (len(pending_x[b]), row_state(state, i), x[b].copy(), int(taken[b]), int(focus[i]))
-                marks[b] = [*marks[b][-1:], (*mark, still_alive[i])]
-            lost = np.flatnonzero(tracked & (since_furthest > lost_steps) & (rewinds_left[alive] > 0)).tolist()
+            # Rows whose window may still lose its way (started, not yet at the end of their text), in a Python loop:
+            # a page has a few rows, and numpy's calls on such tiny arrays cost a step more than the loop does.
+            lost = []
+            for i, (b, f) in enumerate(zip(alive.tolist(), focus.tolist(), strict=True)):
+                if not started[b] or finishing[b] or done[b]:
+                    since_furthest[i] = 0
+                elif f > furthest[i]:
+                    furthest[i], since_furthest[i] = f, 0
+                    mark = (len(pending_x[b]), row_state(state, i), x[b].copy(), int(taken[b]), f, still_alive[i])
+                    marks[b] = [*marks[b][-1:], mark]
+                else:
+                    since_furthest[i] += 1
+                    if since_furthest[i] > lost_steps and rewinds_left[b] > 0:
+                        lost.append(i)
             for i in lost:
                 b = int(alive[i])
                 lost_count[b] = lost_count[b] + 1 if lost_at[b] == furthest[i] else 1
@@ -499,7 +504,7 @@ def stream(
                 end_mask_alive, lengths_alive = end_mask[alive], lengths[alive]
                 still_alive = [still_alive[i] for i in keep]
                 still_max = max(still_alive)
-                furthest, since_furthest = furthest[keep], since_furthest[keep]
+                furthest, since_furthest = [furthest[i] for i in keep], [since_furthest[i] for i in keep]
         # the stepped rows' inputs, x[alive]: this step's draws unless rows left the batch just now
         x_in = x if len(alive) == B else drawn if len(drawn) == len(alive) else x[alive]
         if step % chunk_steps == 0 or all_done:
