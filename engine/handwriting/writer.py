@@ -358,7 +358,7 @@ class HandwritingWriter:
             MATCH_CHARACTERS,
             *style_matching.MEASURING_SETTINGS,
             ("stalls", STALL_STEPS, STILL_SHARE),
-            ("lost", LOST_CHARACTERS, LOST_REWINDS, "at the style's pace"),
+            ("lost", LOST_CHARACTERS, LOST_REWINDS),
             ("text where the window is", 2),  # _text_where_the_window_is (session 13)
             engine_version,
         )
@@ -388,22 +388,16 @@ class HandwritingWriter:
         kwargs: dict = {
             "ends_with_mark": np.array([t[-1:] in SINGLE_STROKE_MARKS for t in clean]),
             "stall_steps": STALL_STEPS,
-            **self._lost_rule(prime),
+            **self._lost_rule(),
         }
         if prime is not None:
             kwargs["primed"] = self.primed_state(prime)
             notices = [[*line_notices, *self.style_notices(prime)] for line_notices in notices]
         return clean, notices, chars, kwargs
 
-    def _lost_rule(self, prime: Prime | None = None) -> dict:
-        """``sampling.stream``'s arguments for lines that lose their way (LOST_CHARACTERS), at the training data's
-        pace or the style's, should it write slower (large letters take more steps: drawing them again for taking
-        long would make the style's letters smaller; at the training data's pace for every style, 144 of 192
-        testset_v writers' letter height came closer to their prime's than unprimed writing, against 151)."""
-        pace = 1.0 / max(self.chars_per_step, 1e-3)  # steps per character
-        if prime is not None:
-            pace = max(pace, len(prime.offsets) / (len(self._prime_text(prime)) or 1))
-        return {"lost_steps": int(np.ceil(LOST_CHARACTERS * pace)), "rewinds": LOST_REWINDS}
+    def _lost_rule(self) -> dict:
+        """``sampling.stream``'s arguments for lines that lose their way (LOST_CHARACTERS)."""
+        return {"lost_steps": int(np.ceil(LOST_CHARACTERS / max(self.chars_per_step, 1e-3))), "rewinds": LOST_REWINDS}
 
     def stream(
         self,

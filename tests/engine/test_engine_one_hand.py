@@ -175,20 +175,3 @@ def test_when_every_try_is_slow_the_fastest_is_kept(writer, monkeypatch):
     monkeypatch.setattr(writer_module, "first_focus", lambda stepper, state: 0)
     hand = writer.invented_hand(42, 0.5)
     assert len(seen) == writer_module.HAND_TRIES == 5 and len(hand.offsets) == min(seen) == seen[1]
-
-
-def test_a_slow_styles_lines_are_given_its_own_pace_before_they_count_as_lost(writer, monkeypatch):
-    """Large letters take more steps: a style slower than the training data has its lines drawn again only when
-    they take three of its own characters' worth (else its letters would come out smaller)."""
-    seen = []
-    original = writer_module.generate
-    monkeypatch.setattr(writer_module, "generate", lambda *a, **k: seen.append(k["lost_steps"]) or original(*a, **k))
-    line = writer.write(["cab"], bias=0.5, seed=2)[0]
-    quick = Prime(line.offsets[: max(2, int(2 / writer.chars_per_step))], "cab")  # faster than the training pace
-    slow = Prime(np.concatenate([line.offsets] * 6), "cab")
-    training = int(np.ceil(writer_module.LOST_CHARACTERS / writer.chars_per_step))
-    seen.clear()
-    writer.write(["ab"], bias=0.5, seed=1, prime=quick)
-    writer.write(["ab"], bias=0.5, seed=1, prime=slow)
-    assert seen[0] == training
-    assert seen[1] == int(np.ceil(writer_module.LOST_CHARACTERS * len(slow.offsets) / len("cab "))) > training
