@@ -41,7 +41,7 @@ from desktop.workers import (
     WriteProgress,
     WriteResult,
     load_job,
-    match_job,
+    prepare_style_job,
     replace_line,
     write_job,
 )
@@ -351,7 +351,7 @@ class HandwritingTab(QWidget):
         except StyleError:
             return  # Write says why
         self.runner.submit(
-            match_job,
+            prepare_style_job,
             self._writer,
             prime,
             self.bias,
@@ -507,7 +507,7 @@ class HandwritingTab(QWidget):
         self.view.begin(len(texts))
         noun = "line" if len(texts) == 1 else "lines"
         style = f" in the style {style_label(self.style_name)!r}" if prime is not None else ""
-        if prime is not None and self.match_check.isChecked() and self.runner.running is match_job:
+        if prime is not None and self.match_check.isChecked() and self.runner.running is prepare_style_job:
             self.set_status(MEASURING_STATUS)  # the page waits for the style being measured in the background
         else:
             self.set_status(f"Writing {len(texts)} {noun}{style}…")

@@ -169,7 +169,7 @@ MEASURING_STATUS = (
 )
 
 
-def match_job(writer: HandwritingWriter, prime: Prime, bias: float, match: bool = True) -> list[str]:
+def prepare_style_job(writer: HandwritingWriter, prime: Prime, bias: float, match: bool = True) -> list[str]:
     """Get a style ready before the first page in it is written, so that pressing Write starts drawing at once:
     read it into the network (the engine keeps the state) and, with ``match``, measure its size, width and slant
     correction (the engine's ``style_correction`` remembers it). Returns what the user should know about the

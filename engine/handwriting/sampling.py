@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -192,6 +192,18 @@ def sample_points(
         u_eos,
         1.0 / (1.0 + np.exp(-y[:, 0])),
     )
+
+
+class _Mark(NamedTuple):
+    """Where a line's window reached a new character (``stream``'s ``lost_steps``): what taking the line back there
+    puts back."""
+
+    pending: int  # the line's steps not yet streamed, then
+    state: object  # its row's network state (the stepper's ``row_state``)
+    next_input: np.ndarray  # (3,) the step drawn then: the next input
+    taken: int  # the line's steps so far
+    furthest: int  # the character reached
+    still: int  # the stall count (stall_steps)
 
 
 @dataclass
@@ -379,12 +391,11 @@ def stream(
     still_alive, still_max = [0] * B, 0
     still_limit2 = (STILL_SHARE * float(np.mean(normalizer.std))) ** 2  # in sensor units, squared
     # A lost line (lost_steps): per stepped row, the furthest character its window has reached and the steps since;
-    # per line, where its window reached each of its last two characters (a mark: the line's pending length, the
-    # row's network state and next input then, and what the loop counts), and the rewinds it has left.
+    # per line, where its window reached each of its last two characters (_Mark), and the rewinds it has left.
     row_state = getattr(stepper, "row_state", None)
     lost_steps = lost_steps if stepper.synthesis and row_state is not None else 0
     furthest, since_furthest = [-1] * B, [0] * B
-    marks: list[list[tuple]] = [[] for _ in range(B)]
+    marks: list[list[_Mark]] = [[] for _ in range(B)]
     rewinds_left, lost_at, lost_count = [rewinds] * B, [-1] * B, [0] * B
     (sx, sy), (mx, my) = (float(v) for v in normalizer.std), (float(v) for v in normalizer.mean)
     ended_unread = False  # keep_state: the line ended before this step's draw, so `before` has read it all
@@ -466,7 +477,7 @@ def stream(
                     since_furthest[i] = 0
                 elif f > furthest[i]:
                     furthest[i], since_furthest[i] = f, 0
-                    mark = (len(pending_x[b]), row_state(state, i), x[b].copy(), int(taken[b]), f, still_alive[i])
+                    mark = _Mark(len(pending_x[b]), row_state(state, i), x[b].copy(), int(taken[b]), f, still_alive[i])
                     marks[b] = [*marks[b][-1:], mark]
                 else:
                     since_furthest[i] += 1
@@ -477,12 +488,12 @@ def stream(
                 lost_count[b] = lost_count[b] + 1 if lost_at[b] == furthest[i] else 1
                 lost_at[b] = furthest[i]
                 # lost where it was lost before: back to the character before (should the mark still be there)
-                back = min(int(lost_count[b]), len(marks[b]))
+                back = min(lost_count[b], len(marks[b]))
                 marks[b] = marks[b][: len(marks[b]) - back + 1]
-                kept, saved, x_next, taken[b], furthest[i], still_alive[i] = marks[b][-1]
-                del pending_x[b][kept:], pending_params[b][kept:], pending_window[b][kept:]
-                state = stepper.set_row_state(state, i, saved)
-                x[b] = x_next
+                mark = marks[b][-1]
+                del pending_x[b][mark.pending :], pending_params[b][mark.pending :], pending_window[b][mark.pending :]
+                state = stepper.set_row_state(state, i, mark.state)
+                x[b], taken[b], furthest[i], still_alive[i] = mark.next_input, mark.taken, mark.furthest, mark.still
                 since_furthest[i], on_mark[b] = 0, False
                 rewinds_left[b] -= 1
             if lost:
@@ -510,7 +521,9 @@ def stream(
         if step % chunk_steps == 0 or all_done:
             # A line's steps are streamed up to its older mark (after it, a rewind may take them back); all of them
             # once it has ended or the window is at the end of its text.
-            sent = [len(p) if all_done or done[b] or not marks[b] else marks[b][0][0] for b, p in enumerate(pending_x)]
+            sent = [
+                len(p) if all_done or done[b] or not marks[b] else marks[b][0].pending for b, p in enumerate(pending_x)
+            ]
             xs = np.asarray([v for b, p in enumerate(pending_x) for v in p[: sent[b]]], np.float32).reshape(-1, 3)
             if not np.isfinite(xs).all():  # checked per chunk: a NaN output makes NaN points
                 raise FloatingPointError("the network produced NaN or infinite outputs; the model file may be damaged")
@@ -528,7 +541,7 @@ def stream(
             for b, n in enumerate(sent):
                 if n:
                     del pending_x[b][:n], pending_params[b][:n], pending_window[b][:n]
-                    marks[b] = [(kept - n, *rest) for kept, *rest in marks[b]]
+                    marks[b] = [mark._replace(pending=mark.pending - n) for mark in marks[b]]
             final = None
             if keep_state and all_done:  # the state that has read every step of the line but its last
                 final = stepper.carried(before if ended_unread else state)

@@ -57,8 +57,9 @@ HAND_MAX_PACE = 1.15
 STALL_STEPS = 8
 # A line whose window has not reached a new character in this many characters' worth of steps (at the training
 # data's pace) has lost its way and is drawn again from the character it is on, or the one before (sampling.stream's
-# lost_steps, at most LOST_REWINDS times a line): at bias 1, 6-7% of lines had a scribbled stretch in place of a letter
-# or two (resources/models/handwriting-synthesis.md).
+# lost_steps, at most LOST_REWINDS times a line): at bias 0.75-1, 7-11% of pangram lines (1.5-4.5% of testset_v
+# sentences) had a scribbled stretch in place of a letter or two, 0.2-1% since (resources/models/
+# handwriting-synthesis.md).
 LOST_CHARACTERS = 3.0
 LOST_REWINDS = 4
 HANDS_KEPT = 16  # invented hands remembered per writer, by (seed, bias): a page written again reuses its hand
